@@ -1,0 +1,62 @@
+#pragma once
+/// The failover loop: one call walks a provider's keys (and then its fallback
+/// providers), one attempt per key, until one answers, the call is cancelled or out
+/// of time, or nothing is left. This is where every failover decision is made.
+/// CONTRACT DRAFT: names used by server/ tools; the keypool owner may extend.
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/cancel.h"
+#include "keypool/key_pool.h"
+#include "keypool/outcome.h"
+
+namespace kpm::keypool {
+
+class KeyPool;
+
+/// One attempt with one key, to be finished by `deadline_ms` (Unix ms).
+using AttemptFn = std::function<AttemptOutcome(const KeyLease& key, int64_t deadline_ms)>;
+
+struct AttemptRecord {
+  std::string provider;
+  std::string key;  ///< "label fingerprint"
+  Outcome outcome = Outcome::kOk;
+  int status = 0;   ///< 0 = none
+  std::string message;  ///< scrubbed
+  int64_t elapsed_ms = 0;
+};
+
+/// Something a person (or a progress notification) should hear about.
+struct FailoverEvent {
+  enum class Kind { kSwitch, kWait, kFallback } kind = Kind::kSwitch;
+  std::string provider;
+  std::string text;  ///< e.g. "openai#1 rate_limited, trying openai#2"
+};
+
+struct PoolAttempt {
+  KeyPool* pool = nullptr;
+  AttemptFn attempt;
+};
+
+struct CallOptions {
+  const CancelToken* cancel = nullptr;
+  std::function<void(const FailoverEvent&)> on_event;  ///< may be empty
+};
+
+struct CallResult {
+  Outcome outcome = Outcome::kOk;     ///< kOk when a key answered; else the deciding class
+  std::string provider;                ///< provider that answered (or was tried last)
+  std::optional<KeyLease> key;         ///< the key that answered (kOk only)
+  std::vector<AttemptRecord> attempts; ///< every attempt of every provider, in order
+  std::string message;                 ///< failure text: exhaustion report listing every key, or the upstream message
+  std::vector<PoolSnapshot> pools;     ///< state of each pool tried, after the call
+};
+
+/// Runs one call over `chain` (chain[0] first, then its fallback providers in order).
+/// The deadline is chain[0]'s policy deadline_ms from the start of the call.
+CallResult RunCall(const std::vector<PoolAttempt>& chain, const CallOptions& options, Clock& clock);
+
+}  // namespace kpm::keypool

@@ -1,0 +1,66 @@
+#pragma once
+/// HttpClient: one HTTP exchange, streaming the body to a callback. Abstract so the
+/// adapters can be tested against a FakeHttpClient with scripted answers; the only
+/// real implementation is CurlHttpClient (curl_http_client.cc, the one file that
+/// includes libcurl).
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/headers.h"
+
+namespace kpm::providers {
+
+struct HttpRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int64_t connect_timeout_ms = 10000;
+  int64_t first_byte_timeout_ms = 30000;  ///< request sent -> response headers
+  int64_t idle_timeout_ms = 20000;        ///< longest silence between body bytes
+  int64_t total_timeout_ms = 60000;       ///< whole exchange
+  const CancelToken* cancel = nullptr;    ///< abort promptly (<= 50 ms) when set
+};
+
+enum class TransportError {
+  kNone,
+  kNetwork,           ///< refused, reset, DNS, TLS, closed before a status line
+  kFirstByteTimeout,
+  kIdleTimeout,
+  kTotalTimeout,
+  kCancelled,
+  kAborted,           ///< the body callback returned false
+};
+
+struct HttpResult {
+  TransportError error = TransportError::kNone;
+  std::string error_message;  ///< for kNetwork etc.; may echo the URL: scrub before use
+  int status = 0;             ///< 0 when no status line arrived
+  Headers headers;            ///< lower-cased names
+  std::string body;           ///< whole body when no callback consumed it
+  bool body_complete = false; ///< the transfer ended cleanly (not cut mid-body)
+};
+
+/// Called with each piece of the body as it arrives (after headers). Return false
+/// to abort the transfer. When given, HttpResult::body stays empty... unless the
+/// status is not 2xx, in which case the body is collected whole for error parsing.
+using BodyCallback = std::function<bool(std::string_view chunk)>;
+
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  /// Thread-safe: called from many worker threads at once.
+  virtual HttpResult Send(const HttpRequest& request, const BodyCallback& on_body) = 0;
+};
+
+/// The libcurl implementation, reusing connections per host across threads.
+std::unique_ptr<HttpClient> MakeCurlHttpClient();
+
+}  // namespace kpm::providers

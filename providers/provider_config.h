@@ -1,0 +1,42 @@
+#pragma once
+/// One provider's settings, as the config loader (server/config.cc) produces them and
+/// the adapters consume them. Plain struct; defaults are SPEC §2's.
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "keypool/key_pool.h"
+#include "keypool/policy.h"
+
+namespace kpm::providers {
+
+enum class ProviderType { kOpenAI, kOpenRouter, kAnthropic, kGemini, kOpenAICompatible };
+
+/// "openai", "openrouter", "anthropic", "gemini", "openai-compatible".
+std::string_view ProviderTypeName(ProviderType t);
+std::optional<ProviderType> ParseProviderType(std::string_view name);
+/// Default baseUrl per known type; empty for openai-compatible (it must be given).
+std::string DefaultBaseUrl(ProviderType t);
+
+struct ProviderConfig {
+  std::string name;
+  ProviderType type = ProviderType::kOpenAI;
+  std::string base_url;                      ///< no trailing slash
+  std::vector<keypool::KeySpec> keys;        ///< empty: no auth header is sent
+  std::string model;                         ///< empty: none configured
+  std::optional<int> max_tokens;             ///< anthropic defaults to 4096 in the loader
+  std::map<std::string, std::string> headers;
+  bool stream = true;
+  int64_t timeout_ms = 60000;
+  int64_t first_byte_timeout_ms = 30000;
+  int64_t idle_timeout_ms = 20000;
+  bool health_check = false;
+  std::optional<std::vector<std::string>> fallback;  ///< nullopt: the top-level value
+  keypool::FailoverPolicy failover;                  ///< includes strategy and deadline
+};
+
+}  // namespace kpm::providers
