@@ -56,7 +56,20 @@ struct CallResult {
 };
 
 /// Runs one call over `chain` (chain[0] first, then its fallback providers in order).
-/// The deadline is chain[0]'s policy deadline_ms from the start of the call.
+/// The deadline is chain[0]'s policy deadline_ms from the start of the call; no attempt
+/// starts past it and each AttemptFn gets it as its absolute deadline. The AttemptFn
+/// runs with no lock held and may be called from many threads at once.
+///
+/// What ends a call (SPEC §3): an answer (kOk, `key` set); bad_request (the upstream
+/// message, no failover); cancellation (kCancelled, no further key); the deadline
+/// (kTimeout); more than serverErrorRetries further 5xx attempts (the upstream
+/// message); context_too_long with no fallback left (the upstream message); or every
+/// pool exhausted: the class of the last failed attempt and DescribeExhaustion() of
+/// every pool tried. Every attempt is in `attempts`, every switch is logged at info.
 CallResult RunCall(const std::vector<PoolAttempt>& chain, const CallOptions& options, Clock& clock);
+
+/// The exhaustion report: one line per key of every pool, with label, fingerprint,
+/// state, reason and "ready in 41s" for cooling keys. Holds no key material.
+std::string DescribeExhaustion(const std::vector<PoolSnapshot>& pools);
 
 }  // namespace kpm::keypool

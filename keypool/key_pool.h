@@ -4,13 +4,16 @@
 /// CONTRACT DRAFT: the keypool owner may add members; the names below are used by
 /// providers/ and server/ and should stay.
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "common/redact.h"
 #include "keypool/clock.h"
+#include "keypool/key_state_store.h"
 #include "keypool/outcome.h"
 #include "keypool/policy.h"
 
@@ -40,6 +43,9 @@ struct KeySnapshot {
   std::optional<int> last_status;
   std::string last_error;               ///< scrubbed
   std::optional<int64_t> last_used_ms;  ///< Unix ms
+  int in_flight = 0;                    ///< leases out now
+  RateLimitInfo last_limits;            ///< the last rate-limit figures a response gave (absolute times)
+  Outcome cause = Outcome::kOk;         ///< the class behind a cooling/disabled state (kAuthError for config-disabled)
 };
 
 struct PoolSnapshot {
@@ -58,6 +64,94 @@ struct KeyLease {
   std::string fingerprint;
   bool trial = false;       ///< half-open trial after a cooldown
   std::string Display() const { return label + " " + fingerprint; }
+};
+
+/// "41s", "2m 5s", "1h 0m": a wait as a person reads it (rounded up to whole seconds).
+std::string FormatDurationMs(int64_t ms);
+
+/// The keys of one provider and their state. Implements SPEC §3's outcome -> key
+/// transitions (extend-only cooldowns, exponential 429 cooldown, account-wide cooling,
+/// half-open trials, maxInFlight) and the pick order of its strategy.
+///
+/// Thread-safe: many calls share one pool. Each key's state changes atomically in the
+/// KeyStateStore and every call sees it; no lock is held while a lease is out, so an
+/// upstream request never runs under a lock. Every lease from Acquire() must be
+/// returned through exactly one Report().
+class KeyPool {
+ public:
+  /// An empty `keys` gives one keyless entry labelled `provider`, fingerprint
+  /// "(no key)" and an empty secret (local servers). `clock` must outlive the pool.
+  /// `store` defaults to a private InMemoryKeyStateStore.
+  KeyPool(std::string provider, std::vector<KeySpec> keys, FailoverPolicy policy, Clock& clock,
+          std::shared_ptr<KeyStateStore> store = nullptr);
+
+  const std::string& provider() const { return provider_; }
+  const FailoverPolicy& policy() const { return policy_; }
+  size_t size() const { return keys_.size(); }
+  Clock& clock() const { return clock_; }
+
+  /// The index a call starts its walk at: 0 for sequential; for round-robin a
+  /// rotating start, advanced once per call.
+  size_t NextStart();
+
+  /// Leases the first usable key at or after `start` in configured order (wrapping),
+  /// skipping indices where `exclude[i]` is true (`exclude` may be shorter than
+  /// size()). Usable: not disabled, not cooling, under maxInFlight; a key whose
+  /// cooldown has ended is handed to exactly one caller as a trial (lease.trial).
+  /// nullopt when nothing is usable now.
+  std::optional<KeyLease> Acquire(size_t start, const std::vector<bool>& exclude = {});
+
+  /// Returns a lease from Acquire() and applies the attempt's outcome to the key
+  /// (counters always; state per SPEC §3). A server_error changes no state here: the
+  /// failover loop decides at the end of the call (RecordServerErrorStrike). Returns
+  /// the key as it stands afterwards.
+  KeySnapshot Report(const KeyLease& lease, const AttemptOutcome& outcome);
+
+  /// This key alone answered 5xx in a call that another key of the pool then answered.
+  /// The second such call in a row (without a success of the key in between) cools
+  /// the key for errorCooldownMs (doubling while it keeps failing).
+  void RecordServerErrorStrike(size_t index, int status);
+
+  /// When the earliest key that is cooling or busy (trial out, at maxInFlight) may be
+  /// leasable again, in Unix ms; nullopt if every key is disabled or ready.
+  std::optional<int64_t> NextAvailableMs() const;
+
+  /// A lease for a health check: does not count as in flight and needs no Report().
+  KeyLease LeaseForCheck(size_t index) const;
+
+  /// Applies a health check's result. A pass makes an auth_error-disabled key ready
+  /// and a quota-cooled key ready only if `credit_known_positive`. A failure applies
+  /// the outcome's transition, except that network errors, timeouts and 5xx change
+  /// nothing. Keys disabled by configuration (unset $VAR) are never changed.
+  void ApplyHealthCheck(size_t index, const AttemptOutcome& outcome, bool credit_known_positive);
+
+  /// Where the pool stands now; active_key is the key the next call would try first.
+  PoolSnapshot Snapshot() const;
+  KeySnapshot SnapshotKey(size_t index) const;
+
+  /// `text` with every key value of this pool removed (see Scrubber).
+  std::string Scrub(std::string_view text) const { return scrubber_.Scrub(text); }
+
+ private:
+  struct Key {
+    KeySpec spec;
+    std::string fingerprint;
+    std::string store_id;
+  };
+
+  KeyLease MakeLease(size_t index, bool trial) const;
+  KeySnapshot ToSnapshot(size_t index, const KeyRecord& record, int64_t now) const;
+  bool Leasable(size_t index, const KeyRecord& record, int64_t now) const;
+  /// Extends the cooldown of every other key of `index`'s account to `until`.
+  void CoolAccount(size_t index, int64_t until, Outcome cause);
+
+  std::string provider_;
+  std::vector<Key> keys_;
+  FailoverPolicy policy_;
+  Clock& clock_;
+  std::shared_ptr<KeyStateStore> store_;
+  Scrubber scrubber_;
+  std::atomic<uint64_t> rr_cursor_{0};
 };
 
 }  // namespace kpm::keypool
