@@ -1,0 +1,80 @@
+#pragma once
+/// JSON-RPC 2.0 over "one message per line": decode one line into a message (or the
+/// error reply it deserves), encode replies and notifications. No I/O, no logging.
+/// Every error that reaches the wire is built by RpcError's factories and serialised
+/// by EncodeError (STYLE.md §3: errors reach the wire in one function).
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <nlohmann/json.hpp>
+
+namespace kpm::protocol {
+
+using Json = nlohmann::json;
+
+/// JSON-RPC 2.0 error codes; the only place they are spelled.
+inline constexpr int kParseError = -32700;
+inline constexpr int kInvalidRequest = -32600;
+inline constexpr int kMethodNotFound = -32601;
+inline constexpr int kInvalidParams = -32602;
+inline constexpr int kInternalError = -32603;
+
+/// A JSON-RPC error object. Build one through the factories so that codes and
+/// messages stay consistent.
+struct RpcError {
+  int code = kInternalError;
+  std::string message;
+  Json data;  ///< optional; omitted from the wire when null
+
+  static RpcError ParseError(std::string_view detail = {});
+  static RpcError InvalidRequest(std::string_view detail = {});
+  static RpcError MethodNotFound(std::string_view method);
+  static RpcError InvalidParams(std::string_view detail);
+  /// Always the bare text "internal error": details belong in the stderr log only.
+  static RpcError InternalError();
+};
+
+/// One decoded incoming line.
+struct Message {
+  enum class Kind {
+    kRequest,       ///< has an id: must get exactly one reply
+    kNotification,  ///< no id: never replied to
+    kIgnored,       ///< a response from the client, or a broken notification: no reply
+    kInvalid,       ///< reply at once with EncodeError(id, error)
+  };
+  Kind kind = Kind::kInvalid;
+  Json id;              ///< string or number for kRequest; null otherwise (or for kInvalid
+                        ///< when the id could not be recovered)
+  std::string method;   ///< for kRequest / kNotification
+  Json params;          ///< object or array, or null when absent
+  RpcError error;       ///< for kInvalid; for kIgnored a human-readable reason in message
+};
+
+/// Decodes one line (without its '\n'). Never throws. Rules:
+/// - not JSON -> kInvalid, -32700, id null;
+/// - an array (a batch, unsupported) or a non-object -> kInvalid, -32600, id null;
+/// - a message with "method" but no "id" is a notification; if it is malformed it is
+///   kIgnored (notifications are never answered);
+/// - "id" present but null or not a string/number -> kInvalid, -32600, id null;
+/// - "jsonrpc" != "2.0", "method" not a string, "params" not object/array -> kInvalid,
+///   -32600 with the request's id;
+/// - no "method" but "result"/"error" -> a response from the client: kIgnored.
+Message Decode(std::string_view line);
+
+/// Serialises `value` as one line: compact, no newline, invalid UTF-8 replaced by
+/// U+FFFD instead of throwing.
+std::string Serialize(const Json& value);
+
+/// {"jsonrpc":"2.0","id":id,"result":result} as one line.
+std::string EncodeResult(const Json& id, const Json& result);
+/// {"jsonrpc":"2.0","id":id,"error":{code,message,data?}} as one line.
+std::string EncodeError(const Json& id, const RpcError& error);
+/// {"jsonrpc":"2.0","method":method,"params":params?} as one line (params omitted when null).
+std::string EncodeNotification(std::string_view method, const Json& params);
+
+/// A stable map key for an id: "1" and 1 are different ids.
+std::string IdKey(const Json& id);
+
+}  // namespace kpm::protocol

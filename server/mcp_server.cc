@@ -1,0 +1,392 @@
+#include "server/mcp_server.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "common/cancel.h"
+#include "server/json_schema.h"
+
+namespace kpm::server {
+
+using protocol::Message;
+using protocol::RpcError;
+
+/// One tools/call in flight.
+struct McpServer::Call {
+  nlohmann::json id;
+  std::string id_key;
+  const Tool* tool = nullptr;
+  nlohmann::json arguments;
+  nlohmann::json progress_token;  // null: the client asked for no progress
+  CancelToken cancel;
+  bool cancelled_by_client = false;  // guarded by calls_mu_: suppresses the reply
+  std::atomic<bool> done{false};     // reply built: no more notifications
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  std::mutex progress_mu;  // orders this call's progress notifications on the wire
+  bool progress_sent = false;
+  double progress_high = 0;
+  std::chrono::steady_clock::time_point progress_last{};
+  std::string progress_kind;
+};
+
+namespace {
+
+/// The "kind" of a progress message: the text without its digits, so
+/// "openai#2: 812 chars" and "openai#2: 900 chars" are the same kind while
+/// "openai#1 rate_limited, trying openai#2" is another.
+std::string MessageKind(const std::string& message) {
+  std::string kind;
+  for (char c : message) {
+    if (c < '0' || c > '9') kind.push_back(c);
+  }
+  return kind;
+}
+
+protocol::LogLevel ToolLogLevel(std::string_view name) {
+  if (auto l = protocol::ParseLogLevel(name)) return *l;
+  if (name == "warn") return protocol::LogLevel::kWarning;
+  return protocol::LogLevel::kInfo;
+}
+
+}  // namespace
+
+McpServer::McpServer(McpServerOptions options, const ToolRegistry& tools, Transport& transport)
+    : options_(std::move(options)),
+      tools_(tools),
+      transport_(transport),
+      log_level_(static_cast<int>(options_.initial_log_level)) {
+  options_.worker_threads = std::max<std::size_t>(options_.worker_threads, 1);
+  options_.max_worker_threads = std::max(options_.max_worker_threads, options_.worker_threads);
+  options_.tools_page_size = std::max<std::size_t>(options_.tools_page_size, 1);
+}
+
+McpServer::~McpServer() {
+  Stop();
+  StopWorkers();
+}
+
+int McpServer::Run() {
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    for (std::size_t i = 0; i < options_.worker_threads; ++i) {
+      workers_.emplace_back([this] { WorkerLoop(); });
+    }
+  }
+  std::string line;
+  while (!stopping_.load()) {
+    const auto status = transport_.ReadLine(line);
+    if (status == Transport::ReadStatus::kClosed) break;
+    if (status == Transport::ReadStatus::kTooLong) {
+      spdlog::warn("dropped an input line over the size limit");
+      Write(protocol::EncodeError(nullptr, RpcError::InvalidRequest("message too long")));
+      continue;
+    }
+    HandleLine(line);
+  }
+  spdlog::debug("input closed; waiting for calls in flight");
+  StopWorkers();  // runs every queued call to completion first
+  return 0;
+}
+
+void McpServer::Stop() {
+  if (stopping_.exchange(true)) return;
+  transport_.Interrupt();
+  std::lock_guard<std::mutex> lock(calls_mu_);
+  for (auto& [key, call] : calls_) call->cancel.Cancel();
+}
+
+void McpServer::HandleLine(const std::string& line) {
+  Message msg = protocol::Decode(line);
+  switch (msg.kind) {
+    case Message::Kind::kRequest:
+      HandleRequest(msg);
+      return;
+    case Message::Kind::kNotification:
+      HandleNotification(msg);
+      return;
+    case Message::Kind::kIgnored:
+      spdlog::debug("ignored a message: {}", msg.error.message);
+      return;
+    case Message::Kind::kInvalid:
+      spdlog::debug("rejected a message: {}", msg.error.message);
+      Write(protocol::EncodeError(msg.id, msg.error));
+      return;
+  }
+}
+
+void McpServer::HandleRequest(const Message& msg) {
+  static const std::pair<std::string_view, Method> kMethods[] = {
+      {"initialize", &McpServer::OnInitialize},
+      {"ping", &McpServer::OnPing},
+      {"tools/list", &McpServer::OnListTools},
+      {"logging/setLevel", &McpServer::OnSetLevel},
+  };
+  if (msg.method == "tools/call") {
+    StartToolCall(msg);
+    return;
+  }
+  const auto started = std::chrono::steady_clock::now();
+  Answer answer;
+  answer.error = RpcError::MethodNotFound(msg.method);
+  for (const auto& [name, method] : kMethods) {
+    if (name != msg.method) continue;
+    // One of the two catch-alls (STYLE.md §3): a bug answers -32603, details to stderr.
+    try {
+      answer = (this->*method)(msg.params);
+    } catch (const std::exception& e) {
+      spdlog::error("{} failed: {}", msg.method, e.what());
+      answer = Answer{nullptr, RpcError::InternalError()};
+    } catch (...) {
+      spdlog::error("{} failed with an unknown exception", msg.method);
+      answer = Answer{nullptr, RpcError::InternalError()};
+    }
+    break;
+  }
+  SendReply(msg.id, answer);
+  spdlog::debug("{} id={} {} in {} ms", msg.method, protocol::IdKey(msg.id),
+                answer.error ? std::to_string(answer.error->code) : "ok",
+                std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - started)
+                    .count());
+}
+
+void McpServer::HandleNotification(const Message& msg) {
+  if (msg.method == "notifications/initialized") {
+    initialized_.store(true);
+    return;
+  }
+  if (msg.method == "notifications/cancelled") {
+    const auto id = protocol::ParseCancelledRequestId(msg.params);
+    if (!id) return;
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    const auto it = calls_.find(protocol::IdKey(*id));
+    if (it == calls_.end()) return;  // already answered, or never a tool call
+    it->second->cancelled_by_client = true;
+    it->second->cancel.Cancel();
+    spdlog::debug("call id={} cancelled by the client", it->first);
+    return;
+  }
+  spdlog::debug("ignored notification {}", msg.method);
+}
+
+McpServer::Answer McpServer::OnInitialize(const nlohmann::json& params) {
+  auto p = protocol::ParseInitializeParams(params);
+  if (!p) return {nullptr, RpcError::InvalidParams(p.error().message)};
+  protocol::InitializeResult r;
+  r.protocol_version = protocol::NegotiateProtocolVersion(p->protocol_version);
+  r.server_name = options_.name;
+  r.server_version = options_.version;
+  r.instructions = options_.instructions;
+  spdlog::debug("initialize: client asked {}, answering {}", p->protocol_version,
+                r.protocol_version);
+  return {protocol::ToJson(r), std::nullopt};
+}
+
+McpServer::Answer McpServer::OnPing(const nlohmann::json&) {
+  return {nlohmann::json::object(), std::nullopt};
+}
+
+McpServer::Answer McpServer::OnListTools(const nlohmann::json& params) {
+  auto p = protocol::ParseListToolsParams(params);
+  if (!p) return {nullptr, RpcError::InvalidParams(p.error().message)};
+  const auto& all = tools_.tools();
+  std::size_t offset = 0;
+  if (p->cursor) {
+    const auto decoded = protocol::DecodeCursor(*p->cursor);
+    if (!decoded || *decoded > all.size()) return {nullptr, RpcError::InvalidParams("invalid cursor")};
+    offset = *decoded;
+  }
+  protocol::ListToolsResult r;
+  const std::size_t end = std::min(all.size(), offset + options_.tools_page_size);
+  for (std::size_t i = offset; i < end; ++i) {
+    const Tool& t = all[i];
+    r.tools.push_back({t.name, t.title, t.description, t.input_schema, t.output_schema});
+  }
+  if (end < all.size()) r.next_cursor = protocol::EncodeCursor(end);
+  return {protocol::ToJson(r), std::nullopt};
+}
+
+McpServer::Answer McpServer::OnSetLevel(const nlohmann::json& params) {
+  auto level = protocol::ParseSetLevelParams(params);
+  if (!level) return {nullptr, RpcError::InvalidParams(level.error().message)};
+  log_level_.store(static_cast<int>(*level));
+  return {nlohmann::json::object(), std::nullopt};
+}
+
+void McpServer::StartToolCall(const Message& msg) {
+  auto p = protocol::ParseCallToolParams(msg.params);
+  if (!p) {
+    SendReply(msg.id, {nullptr, RpcError::InvalidParams(p.error().message)});
+    return;
+  }
+  const Tool* tool = tools_.Find(p->name);
+  if (tool == nullptr) {
+    SendReply(msg.id, {nullptr, RpcError::InvalidParams("unknown tool: " + p->name)});
+    return;
+  }
+  if (auto valid = ValidateJson(tool->input_schema, p->arguments); !valid) {
+    // The model can correct itself: a result, not a protocol error (SPEC §5).
+    protocol::CallToolResult r{"invalid arguments: " + valid.error().message, nullptr, true};
+    SendReply(msg.id, {protocol::ToJson(r), std::nullopt});
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->id = msg.id;
+  call->id_key = protocol::IdKey(msg.id);
+  call->tool = tool;
+  call->arguments = std::move(p->arguments);
+  call->progress_token = std::move(p->progress_token);
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    if (calls_.count(call->id_key) != 0) {
+      SendReply(msg.id, {nullptr, RpcError::InvalidRequest("a request with this id is in flight")});
+      return;
+    }
+    calls_.emplace(call->id_key, call);
+    // Stop() may have run between the read and here: this call must see it too.
+    if (stopping_.load()) call->cancel.Cancel();
+  }
+  Enqueue([this, call] { RunToolCall(call); });
+}
+
+void McpServer::RunToolCall(const std::shared_ptr<Call>& call) {
+  Answer answer;
+  // The other catch-all (STYLE.md §3): whatever the handler does, exactly one answer.
+  try {
+    ToolContext ctx{
+        call->cancel,
+        [this, call](double progress, std::optional<double> total, const std::string& message) {
+          SendProgress(*call, progress, total, message);
+        },
+        [this, call](std::string_view level, const nlohmann::json& data) {
+          SendLog(*call, level, data);
+        },
+    };
+    ToolResult result = call->tool->handler(call->arguments, ctx);
+    protocol::CallToolResult r{std::move(result.text), std::move(result.structured),
+                               result.is_error};
+    answer.result = protocol::ToJson(r);
+  } catch (const std::exception& e) {
+    spdlog::error("tool {} failed: {}", call->tool->name, e.what());
+    answer = Answer{nullptr, RpcError::InternalError()};
+  } catch (...) {
+    spdlog::error("tool {} failed with an unknown exception", call->tool->name);
+    answer = Answer{nullptr, RpcError::InternalError()};
+  }
+  FinishCall(call, answer);
+}
+
+void McpServer::FinishCall(const std::shared_ptr<Call>& call, const Answer& answer) {
+  bool suppressed = false;
+  {
+    std::lock_guard<std::mutex> lock(calls_mu_);
+    calls_.erase(call->id_key);
+    suppressed = call->cancelled_by_client;
+  }
+  {
+    // Taken so that no progress notification can follow the reply on the wire.
+    std::lock_guard<std::mutex> lock(call->progress_mu);
+    call->done.store(true);
+  }
+  const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                      std::chrono::steady_clock::now() - call->started)
+                      .count();
+  if (suppressed) {
+    spdlog::debug("tools/call id={} tool={} cancelled after {} ms; no reply", call->id_key,
+                  call->tool->name, ms);
+    return;
+  }
+  SendReply(call->id, answer);
+  spdlog::debug("tools/call id={} tool={} {} in {} ms", call->id_key, call->tool->name,
+                answer.error ? "internal error" : "answered", ms);
+}
+
+// Progress policy: the value never decreases (clamped to the highest sent); an update
+// within progress_interval of the last one sent is dropped unless its message is of
+// another kind (MessageKind: digits ignored), so key switches and waits always get
+// through while streaming counters are capped at ~10 per second. Nothing is sent
+// without a progressToken, after the reply, or after a cancellation.
+void McpServer::SendProgress(Call& call, double progress, std::optional<double> total,
+                             const std::string& message) {
+  if (call.progress_token.is_null() || call.cancel.cancelled()) return;
+  std::lock_guard<std::mutex> lock(call.progress_mu);
+  if (call.done.load()) return;
+  const auto now = std::chrono::steady_clock::now();
+  std::string kind = MessageKind(message);
+  if (call.progress_sent) {
+    progress = std::max(progress, call.progress_high);
+    if (now - call.progress_last < options_.progress_interval && kind == call.progress_kind) {
+      return;
+    }
+  }
+  call.progress_sent = true;
+  call.progress_high = progress;
+  call.progress_last = now;
+  call.progress_kind = std::move(kind);
+  Write(protocol::EncodeNotification(
+      "notifications/progress",
+      protocol::ProgressParams(call.progress_token, progress, total, message)));
+}
+
+void McpServer::SendLog(Call& call, std::string_view level, const nlohmann::json& data) {
+  if (call.done.load() || call.cancel.cancelled()) return;
+  const protocol::LogLevel l = ToolLogLevel(level);
+  if (static_cast<int>(l) < log_level_.load()) return;
+  Write(protocol::EncodeNotification("notifications/message",
+                                     protocol::LogMessageParams(l, options_.name, data)));
+}
+
+void McpServer::SendReply(const nlohmann::json& id, const Answer& answer) {
+  Write(answer.error ? protocol::EncodeError(id, *answer.error)
+                     : protocol::EncodeResult(id, answer.result));
+}
+
+void McpServer::Write(const std::string& line) {
+  if (!transport_.WriteLine(line) && !write_failed_.exchange(true)) {
+    spdlog::warn("cannot write to the client; its output is closed");
+  }
+}
+
+void McpServer::Enqueue(std::function<void()> job) {
+  std::lock_guard<std::mutex> lock(pool_mu_);
+  queue_.push_back(std::move(job));
+  if (idle_workers_ < queue_.size() && workers_.size() < options_.max_worker_threads &&
+      !pool_closing_) {
+    workers_.emplace_back([this] { WorkerLoop(); });
+  }
+  pool_cv_.notify_one();
+}
+
+void McpServer::WorkerLoop() {
+  std::unique_lock<std::mutex> lock(pool_mu_);
+  for (;;) {
+    ++idle_workers_;
+    pool_cv_.wait(lock, [this] { return pool_closing_ || !queue_.empty(); });
+    --idle_workers_;
+    if (queue_.empty()) return;  // closing and drained
+    auto job = std::move(queue_.front());
+    queue_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+}
+
+void McpServer::StopWorkers() {
+  std::vector<std::thread> workers;
+  {
+    std::lock_guard<std::mutex> lock(pool_mu_);
+    pool_closing_ = true;
+    workers.swap(workers_);
+  }
+  pool_cv_.notify_all();
+  for (auto& t : workers) {
+    if (t.joinable()) t.join();
+  }
+}
+
+}  // namespace kpm::server
