@@ -45,7 +45,11 @@ struct HttpResult {
   int status = 0;             ///< 0 when no status line arrived
   Headers headers;            ///< lower-cased names
   std::string body;           ///< whole body when no callback consumed it
-  bool body_complete = false; ///< the transfer ended cleanly (not cut mid-body)
+  bool body_complete = false; ///< the transfer ended cleanly (not cut mid-body). A body cut
+                              ///< after the headers (reset, EOF) is error kNone with
+                              ///< body_complete false and error_message set: the status
+                              ///< stands, the caller judges the cut. kNetwork means no
+                              ///< status line arrived (status 0, no headers).
 };
 
 /// Called with each piece of the body as it arrives (after headers). Return false

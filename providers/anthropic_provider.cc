@@ -1,0 +1,194 @@
+// The Anthropic Messages adapter (PROVIDERS.md §3): POST {base}/messages with
+// x-api-key and anthropic-version, streamed as named SSE events ending in
+// `message_stop`; `event: error` inside the 200 carries a mid-stream failure.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "providers/classify.h"
+#include "providers/provider_common.h"
+
+namespace kpm::providers {
+namespace {
+
+using keypool::AttemptOutcome;
+using keypool::Outcome;
+
+constexpr int kDefaultMaxTokens = 4096;  // max_tokens is required by the API
+
+class AnthropicProvider : public ProviderBase {
+ public:
+  using ProviderBase::ProviderBase;
+
+  AttemptOutcome Complete(const keypool::KeyLease& key, const CompletionRequest& request, const AttemptContext& ctx,
+                          Completion* out) override;
+  AttemptOutcome CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) override;
+  AttemptOutcome ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                            std::vector<ModelInfo>* out) override;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (json_body) h.emplace_back("Content-Type", "application/json");
+    if (!key.secret.empty()) h.emplace_back("x-api-key", key.secret);
+    h.emplace_back("anthropic-version", "2023-06-01");
+    return h;
+  }
+
+  Json Body(const CompletionRequest& request, const std::string& model) const;
+  /// One SSE event's JSON into `state`.
+  void TakeEvent(const std::string& name, const Json& data, StreamState& state, const AttemptContext& ctx) const;
+  /// The whole non-streaming body into `state`.
+  void TakeMessage(const Json& msg, StreamState& state, const AttemptContext& ctx) const;
+};
+
+Json AnthropicProvider::Body(const CompletionRequest& request, const std::string& model) const {
+  // `system` is a top-level field; system-role messages join it.
+  std::string system = request.system;
+  Json messages = Json::array();
+  for (const ChatMessage& m : request.messages) {
+    if (m.role == "system") {
+      system += (system.empty() ? "" : "\n\n") + m.content;
+      continue;
+    }
+    messages.push_back({{"role", m.role == "assistant" ? "assistant" : "user"}, {"content", m.content}});
+  }
+  int max_tokens = request.max_tokens ? *request.max_tokens : config_.max_tokens.value_or(kDefaultMaxTokens);
+  Json body = {{"model", model}, {"max_tokens", max_tokens}, {"messages", messages}};
+  if (!system.empty()) body["system"] = system;
+  if (request.temperature) body["temperature"] = *request.temperature;
+  if (config_.stream) body["stream"] = true;
+  return body;
+}
+
+void AnthropicProvider::TakeEvent(const std::string& name, const Json& data, StreamState& state,
+                                  const AttemptContext& ctx) const {
+  Completion& c = state.completion;
+  std::string type = JsonString(data, "type");
+  if (type.empty()) type = name;
+  if (type == "error" || name == "error") {
+    state.inband_error = data.contains("error") ? data["error"] : data;
+  } else if (type == "message_start") {
+    if (auto m = data.find("message"); m != data.end() && m->is_object()) {
+      if (std::string model = JsonString(*m, "model"); !model.empty()) c.model = model;
+      if (m->contains("usage")) c.input_tokens = JsonInt((*m)["usage"], "input_tokens");
+    }
+  } else if (type == "content_block_delta") {
+    if (auto d = data.find("delta"); d != data.end() && JsonString(*d, "type") == "text_delta") {
+      c.text += JsonString(*d, "text");
+      ReportText(ctx, c.text.size());
+    }
+  } else if (type == "message_delta") {
+    if (auto d = data.find("delta"); d != data.end()) {
+      if (std::string stop = JsonString(*d, "stop_reason"); !stop.empty()) c.finish_reason = stop;
+    }
+    if (auto u = data.find("usage"); u != data.end() && u->is_object()) {
+      if (u->contains("output_tokens")) c.output_tokens = JsonInt(*u, "output_tokens");
+      if (u->contains("input_tokens") && JsonInt(*u, "input_tokens") > 0) c.input_tokens = JsonInt(*u, "input_tokens");
+    }
+  } else if (type == "message_stop") {
+    state.done = true;
+  }
+  // ping, content_block_start/stop and unknown events carry nothing we need.
+}
+
+void AnthropicProvider::TakeMessage(const Json& msg, StreamState& state, const AttemptContext& ctx) const {
+  if (!msg.is_object()) {
+    state.malformed = true;
+    state.malformed_what = "not a JSON object";
+    return;
+  }
+  if (JsonString(msg, "type") == "error" || (msg.contains("error") && !msg["error"].is_null())) {
+    state.inband_error = msg.contains("error") ? msg["error"] : msg;
+    return;
+  }
+  auto content = msg.find("content");
+  if (content == msg.end() || !content->is_array()) {
+    state.malformed = true;
+    state.malformed_what = "no content array";
+    return;
+  }
+  Completion& c = state.completion;
+  for (const Json& block : *content) {
+    if (JsonString(block, "type") == "text") c.text += JsonString(block, "text");
+  }
+  if (!c.text.empty()) ReportText(ctx, c.text.size());
+  if (std::string model = JsonString(msg, "model"); !model.empty()) c.model = model;
+  c.finish_reason = JsonString(msg, "stop_reason");
+  if (auto u = msg.find("usage"); u != msg.end()) {
+    c.input_tokens = JsonInt(*u, "input_tokens");
+    c.output_tokens = JsonInt(*u, "output_tokens");
+  }
+  state.done = true;
+}
+
+AttemptOutcome AnthropicProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
+                                           const AttemptContext& ctx, Completion* out) {
+  AttemptOutcome early;
+  std::optional<std::string> model = ResolveModel(request, &early);
+  if (!model) return early;
+  std::optional<HttpRequest> req = NewRequest("POST", config_.base_url + "/messages", Headers(key, true), ctx, &early);
+  if (!req) return early;
+  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
+  req->body = Body(request, *model).dump(-1, ' ', false, Json::error_handler_t::replace);
+
+  StreamState state;
+  state.completion.model = *model;
+  HttpResult result;
+  if (config_.stream) {
+    result = SendSse(*req, [&](const SseEvent& event) {
+      if (state.done) return true;
+      Json data = Json::parse(event.data, nullptr, false);
+      if (data.is_discarded() || !data.is_object()) {
+        state.malformed = true;
+        state.malformed_what = "an event that is not a JSON object";
+        return false;
+      }
+      TakeEvent(event.event, data, state, ctx);
+      return state.inband_error.is_null();
+    });
+  } else {
+    result = http_.Send(*req, nullptr);
+    if (result.status >= 200 && result.status <= 299) {
+      TakeMessage(Json::parse(result.body, nullptr, false), state, ctx);
+      if (!result.body_complete) state.done = false;
+    }
+  }
+  AttemptOutcome outcome = Judge(result, state, ctx, "event: message_stop");
+  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
+  return outcome;
+}
+
+AttemptOutcome AnthropicProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
+  Json body;
+  return GetJson(config_.base_url + "/models?limit=1", Headers(key, false), ctx, &body);
+}
+
+AttemptOutcome AnthropicProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                                             std::vector<ModelInfo>* out) {
+  Json body;
+  AttemptOutcome outcome = GetJson(config_.base_url + "/models?limit=1000", Headers(key, false), ctx, &body);
+  if (outcome.outcome != Outcome::kOk) return outcome;
+  auto data = body.find("data");
+  if (data == body.end() || !data->is_array()) {
+    outcome.outcome = Outcome::kServerError;
+    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data array";
+    return outcome;
+  }
+  out->clear();
+  for (const Json& m : *data) {
+    std::string id = JsonString(m, "id");
+    if (!id.empty()) out->push_back(ModelInfo{id, JsonString(m, "display_name")});
+  }
+  return outcome;
+}
+
+}  // namespace
+
+std::unique_ptr<Provider> MakeAnthropicProvider(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock) {
+  return std::make_unique<AnthropicProvider>(config, http, clock);
+}
+
+}  // namespace kpm::providers

@@ -1,0 +1,184 @@
+// The Gemini adapter (PROVIDERS.md §4): POST {base}/models/{model}:streamGenerateContent
+// ?alt=sse (or :generateContent), key in x-goog-api-key (never in the URL). A stream
+// has no [DONE]: it is complete once a chunk carries a finishReason.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "providers/classify.h"
+#include "providers/provider_common.h"
+
+namespace kpm::providers {
+namespace {
+
+using keypool::AttemptOutcome;
+using keypool::Outcome;
+
+std::string StripModelsPrefix(std::string name) {
+  constexpr std::string_view kPrefix = "models/";
+  if (name.compare(0, kPrefix.size(), kPrefix) == 0) name.erase(0, kPrefix.size());
+  return name;
+}
+
+class GeminiProvider : public ProviderBase {
+ public:
+  using ProviderBase::ProviderBase;
+
+  AttemptOutcome Complete(const keypool::KeyLease& key, const CompletionRequest& request, const AttemptContext& ctx,
+                          Completion* out) override;
+  AttemptOutcome CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) override;
+  AttemptOutcome ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                            std::vector<ModelInfo>* out) override;
+
+ private:
+  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (json_body) h.emplace_back("Content-Type", "application/json");
+    if (!key.secret.empty()) h.emplace_back("x-goog-api-key", key.secret);
+    return h;
+  }
+
+  Json Body(const CompletionRequest& request) const;
+  /// One GenerateContentResponse (a stream chunk or the whole body) into `state`.
+  void TakeResponse(Json response, StreamState& state, const AttemptContext& ctx) const;
+};
+
+Json GeminiProvider::Body(const CompletionRequest& request) const {
+  std::string system = request.system;
+  Json contents = Json::array();
+  for (const ChatMessage& m : request.messages) {
+    if (m.role == "system") {
+      system += (system.empty() ? "" : "\n\n") + m.content;
+      continue;
+    }
+    contents.push_back(
+        {{"role", m.role == "assistant" ? "model" : "user"}, {"parts", Json::array({{{"text", m.content}}})}});
+  }
+  Json body = {{"contents", contents}};
+  if (!system.empty()) body["systemInstruction"] = {{"parts", Json::array({{{"text", system}}})}};
+  Json gen = Json::object();
+  std::optional<int> max_tokens = request.max_tokens ? request.max_tokens : config_.max_tokens;
+  if (max_tokens) gen["maxOutputTokens"] = *max_tokens;
+  if (request.temperature) gen["temperature"] = *request.temperature;
+  if (!gen.empty()) body["generationConfig"] = gen;
+  return body;
+}
+
+void GeminiProvider::TakeResponse(Json response, StreamState& state, const AttemptContext& ctx) const {
+  if (response.is_array() && response.size() == 1) response = response[0];
+  if (!response.is_object()) {
+    state.malformed = true;
+    state.malformed_what = "not a JSON object";
+    return;
+  }
+  if (auto e = response.find("error"); e != response.end() && !e->is_null()) {
+    state.inband_error = *e;
+    return;
+  }
+  Completion& c = state.completion;
+  if (std::string v = JsonString(response, "modelVersion"); !v.empty()) c.model = v;
+  if (auto u = response.find("usageMetadata"); u != response.end() && u->is_object()) {
+    c.input_tokens = JsonInt(*u, "promptTokenCount");
+    c.output_tokens = JsonInt(*u, "candidatesTokenCount") + JsonInt(*u, "thoughtsTokenCount");
+  }
+  auto candidates = response.find("candidates");
+  if (candidates == response.end() || !candidates->is_array() || candidates->empty()) {
+    std::string block;
+    if (auto fb = response.find("promptFeedback"); fb != response.end()) block = JsonString(*fb, "blockReason");
+    if (!block.empty()) {
+      // The prompt itself was refused: the same on every key (PROVIDERS §6 bad_request).
+      AttemptOutcome v;
+      v.outcome = Outcome::kBadRequest;
+      v.message = "prompt blocked by Gemini (blockReason " + block + ")";
+      state.verdict = v;
+    }
+    return;  // a chunk with only usage is fine
+  }
+  const Json& cand = (*candidates)[0];
+  if (auto content = cand.find("content"); content != cand.end() && content->is_object()) {
+    if (auto parts = content->find("parts"); parts != content->end() && parts->is_array()) {
+      for (const Json& p : *parts) {
+        if (p.is_object() && p.value("thought", false) == true) continue;
+        c.text += JsonString(p, "text");
+      }
+      ReportText(ctx, c.text.size());
+    }
+  }
+  if (std::string finish = JsonString(cand, "finishReason"); !finish.empty()) {
+    c.finish_reason = finish;
+    state.done = true;
+  }
+}
+
+AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
+                                        const AttemptContext& ctx, Completion* out) {
+  AttemptOutcome early;
+  std::optional<std::string> model = ResolveModel(request, &early);
+  if (!model) return early;
+  std::string model_id = StripModelsPrefix(*model);
+  std::string url = config_.base_url + "/models/" + model_id +
+                    (config_.stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+  std::optional<HttpRequest> req = NewRequest("POST", url, Headers(key, true), ctx, &early);
+  if (!req) return early;
+  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
+  req->body = Body(request).dump(-1, ' ', false, Json::error_handler_t::replace);
+
+  StreamState state;
+  state.completion.model = model_id;
+  HttpResult result;
+  if (config_.stream) {
+    result = SendSse(*req, [&](const SseEvent& event) {
+      Json chunk = Json::parse(event.data, nullptr, false);
+      if (chunk.is_discarded()) {
+        state.malformed = true;
+        state.malformed_what = "a chunk that is not JSON";
+        return false;
+      }
+      TakeResponse(std::move(chunk), state, ctx);
+      return !state.malformed && state.inband_error.is_null() && !state.verdict;
+    });
+  } else {
+    result = http_.Send(*req, nullptr);
+    if (result.status >= 200 && result.status <= 299) {
+      TakeResponse(Json::parse(result.body, nullptr, false), state, ctx);
+      if (!result.body_complete) state.done = false;
+    }
+  }
+  AttemptOutcome outcome = Judge(result, state, ctx, "a chunk with a finishReason");
+  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
+  return outcome;
+}
+
+AttemptOutcome GeminiProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
+  Json body;
+  return GetJson(config_.base_url + "/models?pageSize=1", Headers(key, false), ctx, &body);
+}
+
+AttemptOutcome GeminiProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                                          std::vector<ModelInfo>* out) {
+  Json body;
+  AttemptOutcome outcome = GetJson(config_.base_url + "/models?pageSize=1000", Headers(key, false), ctx, &body);
+  if (outcome.outcome != Outcome::kOk) return outcome;
+  auto models = body.find("models");
+  if (models == body.end() || !models->is_array()) {
+    outcome.outcome = Outcome::kServerError;
+    outcome.message = std::to_string(outcome.status) + " with a malformed body: no models array";
+    return outcome;
+  }
+  out->clear();
+  for (const Json& m : *models) {
+    std::string name = StripModelsPrefix(JsonString(m, "name"));
+    if (!name.empty()) out->push_back(ModelInfo{name, JsonString(m, "displayName")});
+  }
+  return outcome;
+}
+
+}  // namespace
+
+std::unique_ptr<Provider> MakeGeminiProvider(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock) {
+  return std::make_unique<GeminiProvider>(config, http, clock);
+}
+
+}  // namespace kpm::providers

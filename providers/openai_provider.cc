@@ -1,0 +1,211 @@
+// The OpenAI Chat Completions adapter, for openai, openrouter and openai-compatible
+// (PROVIDERS.md §1-2): POST {base}/chat/completions, streamed as bare `data:` chunks
+// ending in `data: [DONE]`.
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "providers/classify.h"
+#include "providers/provider_common.h"
+
+namespace kpm::providers {
+namespace {
+
+using keypool::AttemptOutcome;
+using keypool::Outcome;
+
+class OpenAIProvider : public ProviderBase {
+ public:
+  using ProviderBase::ProviderBase;
+
+  AttemptOutcome Complete(const keypool::KeyLease& key, const CompletionRequest& request, const AttemptContext& ctx,
+                          Completion* out) override;
+  AttemptOutcome CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) override;
+  AttemptOutcome ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                            std::vector<ModelInfo>* out) override;
+
+ private:
+  bool IsOpenRouter() const { return config_.type == ProviderType::kOpenRouter; }
+
+  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
+    std::vector<std::pair<std::string, std::string>> h;
+    if (json_body) h.emplace_back("Content-Type", "application/json");
+    if (!key.secret.empty()) h.emplace_back("Authorization", "Bearer " + key.secret);
+    if (IsOpenRouter()) {
+      // Attribution; config.headers can replace it (or add HTTP-Referer).
+      h.emplace_back("X-OpenRouter-Title", "keypool-mcp");
+    }
+    return h;
+  }
+
+  Json Body(const CompletionRequest& request, const std::string& model) const;
+  /// One chunk (streaming) or the whole body (non-streaming) into `state`.
+  void TakeChunk(const Json& chunk, bool streaming, StreamState& state, const AttemptContext& ctx) const;
+};
+
+Json OpenAIProvider::Body(const CompletionRequest& request, const std::string& model) const {
+  Json messages = Json::array();
+  if (!request.system.empty()) messages.push_back({{"role", "system"}, {"content", request.system}});
+  for (const ChatMessage& m : request.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
+  Json body = {{"model", model}, {"messages", messages}};
+  std::optional<int> max_tokens = request.max_tokens ? request.max_tokens : config_.max_tokens;
+  if (max_tokens) {
+    // Reasoning models reject max_tokens on OpenAI; other servers may not know the new name.
+    body[config_.type == ProviderType::kOpenAI ? "max_completion_tokens" : "max_tokens"] = *max_tokens;
+  }
+  if (request.temperature) body["temperature"] = *request.temperature;
+  if (config_.stream) {
+    body["stream"] = true;
+    // OpenRouter always sends usage and calls the option deprecated.
+    if (!IsOpenRouter()) body["stream_options"] = {{"include_usage", true}};
+  }
+  return body;
+}
+
+void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& state, const AttemptContext& ctx) const {
+  if (!chunk.is_object()) {
+    state.malformed = true;
+    state.malformed_what = "a chunk that is not a JSON object";
+    return;
+  }
+  if (auto e = chunk.find("error"); e != chunk.end() && !e->is_null()) {
+    state.inband_error = *e;
+    return;
+  }
+  Completion& c = state.completion;
+  if (std::string model = JsonString(chunk, "model"); !model.empty()) c.model = model;
+  if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+    c.input_tokens = JsonInt(*usage, "prompt_tokens");
+    c.output_tokens = JsonInt(*usage, "completion_tokens");
+  }
+  auto choices = chunk.find("choices");
+  if (choices == chunk.end() || !choices->is_array()) {
+    if (!streaming) {
+      state.malformed = true;
+      state.malformed_what = "no choices";
+    }
+    return;  // the usage-only chunk has "choices": []
+  }
+  if (choices->empty()) return;
+  const Json& choice = (*choices)[0];
+  const Json* part = nullptr;
+  if (streaming && choice.contains("delta")) part = &choice["delta"];
+  if (!streaming && choice.contains("message")) part = &choice["message"];
+  if (part != nullptr && part->is_object()) {
+    std::string text = JsonString(*part, "content");
+    if (text.empty() && !streaming) text = JsonString(*part, "refusal");
+    if (!text.empty()) {
+      c.text += text;
+      ReportText(ctx, c.text.size());
+    }
+  } else if (!streaming) {
+    state.malformed = true;
+    state.malformed_what = "no choices[0].message";
+  }
+  if (std::string finish = JsonString(choice, "finish_reason"); !finish.empty()) c.finish_reason = finish;
+}
+
+AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
+                                        const AttemptContext& ctx, Completion* out) {
+  AttemptOutcome early;
+  std::optional<std::string> model = ResolveModel(request, &early);
+  if (!model) return early;
+  std::optional<HttpRequest> req =
+      NewRequest("POST", config_.base_url + "/chat/completions", Headers(key, true), ctx, &early);
+  if (!req) return early;
+  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
+  req->body = Body(request, *model).dump(-1, ' ', false, Json::error_handler_t::replace);
+
+  StreamState state;
+  state.completion.model = *model;
+  HttpResult result;
+  if (config_.stream) {
+    result = SendSse(*req, [&](const SseEvent& event) {
+      if (state.done) return true;  // nothing counts after [DONE]
+      if (event.data == "[DONE]") {
+        state.done = true;
+        return true;  // read on to the end so the connection can be reused
+      }
+      Json chunk = Json::parse(event.data, nullptr, false);
+      if (chunk.is_discarded()) {
+        state.malformed = true;
+        state.malformed_what = "a chunk that is not JSON";
+        return false;
+      }
+      TakeChunk(chunk, true, state, ctx);
+      return !state.malformed && state.inband_error.is_null();
+    });
+  } else {
+    result = http_.Send(*req, nullptr);
+    if (result.status >= 200 && result.status <= 299) {
+      Json doc = Json::parse(result.body, nullptr, false);
+      if (doc.is_discarded()) {
+        state.malformed = true;
+        state.malformed_what = "a body that is not JSON";
+      } else {
+        TakeChunk(doc, false, state, ctx);
+      }
+      state.done = result.body_complete;
+    }
+  }
+  // A finish_reason of "error" (OpenRouter) without an error object is still a failure.
+  if (state.inband_error.is_null() && state.completion.finish_reason == "error") {
+    state.inband_error = Json{{"message", "finish_reason error"}};
+  }
+  AttemptOutcome outcome = Judge(result, state, ctx, "data: [DONE]");
+  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
+  return outcome;
+}
+
+AttemptOutcome OpenAIProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) {
+  Json body;
+  if (!IsOpenRouter()) return GetJson(config_.base_url + "/models", Headers(key, false), ctx, &body);
+  // OpenRouter's /models is public: /key is the call that validates the key.
+  AttemptOutcome outcome = GetJson(config_.base_url + "/key", Headers(key, false), ctx, &body);
+  if (outcome.outcome != Outcome::kOk) return outcome;
+  const Json data = body.contains("data") ? body["data"] : Json();
+  if (!data.is_object()) {
+    outcome.outcome = Outcome::kServerError;
+    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data object";
+    return outcome;
+  }
+  auto rem = data.find("limit_remaining");
+  if (rem == data.end() || rem->is_null()) {
+    out->credit_known_positive = true;  // no cap on this key
+    out->credit_remaining.reset();
+  } else if (rem->is_number()) {
+    out->credit_remaining = rem->get<double>();
+    out->credit_known_positive = *out->credit_remaining > 0;
+  }
+  return outcome;
+}
+
+AttemptOutcome OpenAIProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
+                                          std::vector<ModelInfo>* out) {
+  Json body;
+  AttemptOutcome outcome = GetJson(config_.base_url + "/models", Headers(key, false), ctx, &body);
+  if (outcome.outcome != Outcome::kOk) return outcome;
+  auto data = body.find("data");
+  if (data == body.end() || !data->is_array()) {
+    outcome.outcome = Outcome::kServerError;
+    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data array";
+    return outcome;
+  }
+  out->clear();
+  for (const Json& m : *data) {
+    std::string id = JsonString(m, "id");
+    if (id.empty()) continue;
+    out->push_back(ModelInfo{id, JsonString(m, "name")});
+  }
+  return outcome;
+}
+
+}  // namespace
+
+std::unique_ptr<Provider> MakeOpenAIProvider(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock) {
+  return std::make_unique<OpenAIProvider>(config, http, clock);
+}
+
+}  // namespace kpm::providers

@@ -1,0 +1,71 @@
+#include "providers/sse_parser.h"
+
+#include <utility>
+
+namespace kpm::providers {
+
+bool SseParser::Feed(std::string_view chunk, const EventCallback& on_event) {
+  size_t start = 0;  // start of the bytes of `chunk` not yet copied into line_
+  for (size_t i = 0; i < chunk.size(); ++i) {
+    char c = chunk[i];
+    if (c != '\r' && c != '\n') {
+      skip_lf_ = false;
+      continue;
+    }
+    if (c == '\n' && skip_lf_) {  // second half of a CRLF
+      skip_lf_ = false;
+      start = i + 1;
+      continue;
+    }
+    skip_lf_ = (c == '\r');
+    bool ok;
+    if (line_.empty()) {
+      ok = Line(chunk.substr(start, i - start), on_event);
+    } else {
+      line_.append(chunk.substr(start, i - start));
+      std::string line = std::move(line_);
+      line_.clear();
+      ok = Line(line, on_event);
+    }
+    start = i + 1;
+    if (!ok) return false;
+  }
+  line_.append(chunk.substr(start));
+  return true;
+}
+
+bool SseParser::Line(std::string_view line, const EventCallback& on_event) {
+  if (line.empty()) {  // blank line: dispatch
+    bool dispatch = has_data_;
+    SseEvent event = std::move(event_);
+    event_ = SseEvent{};
+    has_data_ = false;
+    if (!dispatch) return true;
+    return on_event(event);
+  }
+  if (line.front() == ':') {
+    ++comments_;
+    return true;
+  }
+  std::string_view field = line;
+  std::string_view value;
+  size_t colon = line.find(':');
+  if (colon != std::string_view::npos) {
+    field = line.substr(0, colon);
+    value = line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+  }
+  if (field == "data") {
+    if (has_data_) event_.data.push_back('\n');
+    event_.data.append(value);
+    has_data_ = true;
+  } else if (field == "event") {
+    event_.event.assign(value);
+  } else if (field == "id") {
+    event_.id.assign(value);
+  }
+  // `retry` and unknown fields are ignored.
+  return true;
+}
+
+}  // namespace kpm::providers
