@@ -1,2 +1,138 @@
-// Placeholder until the wiring lands.
-int main() { return 0; }
+// keypool-mcp: wiring only. Flags (CLI11), logging, config, the App, then either
+// --check or the MCP server on stdin/stdout.
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include "server/app.h"
+#include "server/config.h"
+#include "server/logging.h"
+#include "server/mcp_server.h"
+#include "server/pool_view.h"
+#include "server/tools.h"
+#include "server/signals.h"
+#include "server/stdio_transport.h"
+#include "server/tool_registry.h"
+
+#ifndef KPM_VERSION
+#define KPM_VERSION "0.0.0"
+#endif
+
+namespace {
+
+using namespace kpm;
+using namespace kpm::server;
+
+int Fail(const std::string& message, int code = 2) {
+  std::fprintf(stderr, "keypool-mcp: %s\n", message.c_str());
+  return code;
+}
+
+/// --check: validate every key now, print the table on stdout, exit 0 when every
+/// provider has at least one usable key.
+int RunCheck(App& app) {
+  std::vector<KeyCheck> checks = app.CheckKeys("", nullptr);
+  auto views = Views(app.All());
+  std::string table = RenderPoolsTable(views);
+  std::fwrite(table.data(), 1, table.size(), stdout);
+  std::printf("\n");
+  bool all_usable = true;
+  for (ProviderEntry* e : app.All()) {
+    bool usable = false;
+    for (const auto& k : e->pool->Snapshot().keys) usable |= k.state == keypool::KeyState::kReady;
+    if (!usable) {
+      all_usable = false;
+      std::printf("%s: no usable key\n", e->config.name.c_str());
+    }
+  }
+  for (const auto& c : checks) {
+    std::string what = c.checked ? std::string(keypool::OutcomeName(c.outcome)) : "skipped";
+    std::string detail = c.detail.empty() || c.detail == what ? "" : " (" + c.detail + ")";
+    std::printf("%s %s %s: %s%s\n", c.provider.c_str(), c.key.label.c_str(), c.key.fingerprint.c_str(),
+                what.c_str(), detail.c_str());
+  }
+  std::fflush(stdout);
+  return all_usable ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // First: spdlog's own default logger writes to stdout, the protocol channel.
+  InstallStderrLogger();
+  IgnoreSigpipe();
+
+  CLI::App cli{"keypool-mcp: an MCP server that routes model calls through pools of API keys with failover"};
+  std::optional<std::string> config_flag;
+  std::string level_flag;
+  bool check = false;
+  bool version = false;
+  cli.add_option("--config", config_flag, "Config file, JSON or YAML (default: $KEYPOOL_CONFIG, then "
+                                          "$XDG_CONFIG_HOME or ~/.config/keypool-mcp/config.{yaml,yml,json})");
+  cli.add_option("--log-level", level_flag, "trace, debug, info (default), warn, error, off; logs go to stderr");
+  cli.add_flag("--check", check, "Validate the config, health-check every key, print a table, exit 0 if every "
+                                 "provider has a usable key, else 1");
+  cli.add_flag("--version", version, "Print the version and exit");
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help is a ParseError too: CLI11 prints it (help to stdout, errors to stderr).
+    return cli.exit(e);
+  }
+  if (version) {
+    std::printf("keypool-mcp %s\n", KPM_VERSION);
+    return 0;
+  }
+
+  EnvLookup env = ProcessEnv();
+  // Level precedence: flag > KEYPOOL_LOG_LEVEL > config logLevel > info.
+  std::optional<std::string> level_name;
+  if (!level_flag.empty()) level_name = level_flag;
+  else if (auto v = env("KEYPOOL_LOG_LEVEL"); v && !v->empty()) level_name = *v;
+  if (level_name) {
+    auto lvl = ParseLogLevel(*level_name);
+    if (!lvl) return Fail("unknown log level \"" + *level_name + "\" (use trace, debug, info, warn, error, off)");
+    spdlog::set_level(*lvl);
+  }
+
+  Result<std::string> path = FindConfigPath(config_flag, env);
+  if (!path) return Fail(path.error().message);
+  Result<Config> config = LoadConfigFile(*path, env);
+  if (!config) return Fail(config.error().message);
+  if (!level_name && config->log_level) {
+    if (auto lvl = ParseLogLevel(*config->log_level)) spdlog::set_level(*lvl);
+  }
+
+  auto app_or = App::Create(std::move(config.value()), providers::MakeCurlHttpClient(),
+                            std::make_unique<keypool::SystemClock>());
+  if (!app_or) return Fail(app_or.error().message);
+  std::unique_ptr<App> app = std::move(app_or.value());
+  SetLogScrubber(app->shared_scrubber());
+  for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
+
+  if (check) return RunCheck(*app);
+
+  size_t key_count = 0;
+  for (ProviderEntry* e : app->All()) key_count += e->pool->size();
+  spdlog::info("keypool-mcp {} started: {} provider(s), {} key(s), config {}", KPM_VERSION, app->All().size(),
+               key_count, *path);
+
+  ToolRegistry registry;
+  if (Status s = app->RegisterTools(registry); !s) return Fail(s.error().message, 1);
+
+  StdioTransport transport(0, 1);
+  auto scrubber = app->shared_scrubber();
+  transport.SetOutputFilter([scrubber](std::string line) { return scrubber->Scrub(line); });
+  McpServerOptions options;
+  options.version = KPM_VERSION;
+  McpServer server(options, registry, transport);
+  ShutdownOnSignals signals(server);
+  app->StartStartupHealthChecks();
+  int rc = server.Run();
+  spdlog::info("keypool-mcp: stdin closed, exiting");
+  return rc;
+}

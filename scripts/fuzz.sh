@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets in fuzz/ (a separate CMake project; the main build is
+# untouched) and runs each one for FUZZ_SECONDS (default 20) seconds.
+# Exit status: non-zero when a build fails or any target finds a crash, leak, timeout
+# or failed property; the reproducer is saved under build-fuzz/artifacts/<target>/.
+#
+# Environment:
+#   FUZZ_SECONDS   seconds per target (default 20)
+#   FUZZ_TARGETS   space-separated subset of targets (default: all that were built)
+#   FUZZ_BUILD_DIR build directory (default <repo>/build-fuzz)
+#   FUZZ_JOBS      build parallelism (default 1)
+#   FUZZ_ARGS      extra libFuzzer flags, e.g. "-max_len=65536"
+# Usage: scripts/fuzz.sh            # build + run everything
+#        scripts/fuzz.sh --build-only
+#        scripts/fuzz.sh --repro fuzz_config path/to/crash   # run one input
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD="${FUZZ_BUILD_DIR:-$ROOT/build-fuzz}"
+SECONDS_PER_TARGET="${FUZZ_SECONDS:-20}"
+JOBS="${FUZZ_JOBS:-1}"
+ALL_TARGETS=(fuzz_jsonrpc_decode fuzz_json_schema fuzz_config fuzz_sse fuzz_rate_limit_hints fuzz_classify
+             fuzz_scrubber)
+
+log() { printf '[fuzz] %s\n' "$*" >&2; }
+
+# --- Toolchain: clang++ and the libFuzzer runtime (libclang-rt-14-dev) ------------
+have_libfuzzer() {
+  local cxx="$1"
+  local tmp
+  tmp="$(mktemp -d)"
+  printf 'extern "C" int LLVMFuzzerTestOneInput(const unsigned char*, unsigned long){return 0;}\n' >"$tmp/t.cc"
+  local ok=1
+  "$cxx" -fsanitize=fuzzer,address,undefined "$tmp/t.cc" -o "$tmp/t" >/dev/null 2>&1 && ok=0
+  rm -rf "$tmp"
+  return $ok
+}
+
+find_clang() {
+  for c in clang++ clang++-16 clang++-15 clang++-14; do
+    if command -v "$c" >/dev/null 2>&1 && have_libfuzzer "$c"; then
+      command -v "$c"
+      return 0
+    fi
+  done
+  return 1
+}
+
+CXX_BIN="$(find_clang || true)"
+if [[ -z "$CXX_BIN" ]]; then
+  log "clang++ with libFuzzer not found: installing clang and libclang-rt-14-dev"
+  SUDO=""
+  if [[ "$(id -u)" != 0 ]]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang libclang-rt-14-dev
+  CXX_BIN="$(find_clang || true)"
+  if [[ -z "$CXX_BIN" ]]; then
+    log "still no clang++ that links -fsanitize=fuzzer; giving up"
+    exit 2
+  fi
+fi
+log "compiler: $CXX_BIN"
+
+# --- Build --------------------------------------------------------------------------
+GEN=()
+if command -v ninja >/dev/null 2>&1; then GEN=(-G Ninja); fi
+if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
+  cmake -S "$ROOT/fuzz" -B "$BUILD" "${GEN[@]}" -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
+fi
+cmake --build "$BUILD" -j"$JOBS" >&2
+
+if [[ "${1:-}" == "--build-only" ]]; then exit 0; fi
+
+if [[ "${1:-}" == "--repro" ]]; then
+  target="$2"
+  shift 2
+  exec "$BUILD/$target" "$@"
+fi
+
+# --- Run ----------------------------------------------------------------------------
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
+# Leaks are real findings too; ASan's leak check runs at exit of each input batch.
+export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+
+failed=()
+summary=()
+for t in "${TARGETS[@]}"; do
+  bin="$BUILD/$t"
+  if [[ ! -x "$bin" ]]; then
+    log "$t: not built (its sources are missing?); skipped"
+    summary+=("$t: skipped (not built)")
+    continue
+  fi
+  corpus_seed="$ROOT/fuzz/corpus/$t"
+  corpus_work="$BUILD/corpus/$t"       # grows as the fuzzer learns; kept between runs
+  artifacts="$BUILD/artifacts/$t/"
+  mkdir -p "$corpus_work" "$artifacts"
+  dict=()
+  [[ -f "$ROOT/fuzz/$t.dict" ]] && dict=(-dict="$ROOT/fuzz/$t.dict")
+  log "$t: fuzzing for ${SECONDS_PER_TARGET}s"
+  logfile="$BUILD/$t.log"
+  set +e
+  # -timeout: one input taking over 10 s is a hang (a finding); -rss_limit_mb keeps a
+  # runaway allocation from taking the machine down. Seeds are read, not written.
+  # shellcheck disable=SC2086
+  "$bin" "$corpus_work" "$corpus_seed" -max_total_time="$SECONDS_PER_TARGET" -timeout=10 -rss_limit_mb=2048 \
+    -artifact_prefix="$artifacts" -print_final_stats=1 "${dict[@]}" ${FUZZ_ARGS:-} >"$logfile" 2>&1
+  rc=$?
+  set -e
+  execs="$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$logfile" | grep -oE '[0-9]+$' | tail -1)"
+  last="$(grep -E '^#[0-9]+' "$logfile" | tail -1)"
+  cov="$(sed -nE 's/.*cov: ([0-9]+) ft: ([0-9]+).*/cov \1 ft \2/p' <<<"$last")"
+  corp="$(sed -nE 's/.*corp: ([0-9]+\/[0-9]+[a-zA-Z]*).*/corpus \1/p' <<<"$last")"
+  if [[ $rc -ne 0 ]]; then
+    failed+=("$t")
+    summary+=("$t: FAILED (exit $rc) execs ${execs:-?} ${cov:-} ${corp:-}; see $logfile")
+    log "$t: FAILED, exit $rc; log: $logfile"
+    grep -E 'ERROR|SUMMARY|fuzz_[a-z_]+:|Test unit written|runtime error' "$logfile" | head -20 >&2 || true
+  else
+    summary+=("$t: ok execs ${execs:-?} ${cov:-} ${corp:-}")
+  fi
+done
+
+echo "== fuzz summary (${SECONDS_PER_TARGET}s per target) =="
+printf '%s\n' "${summary[@]}"
+if ((${#failed[@]})); then
+  echo "failing targets: ${failed[*]}"
+  exit 1
+fi

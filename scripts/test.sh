@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The test command (README): installs what is missing, builds from scratch, runs
+# every test: unit, integration, end-to-end over real pipes, the official MCP SDK
+# client, and the keypool suite again under ThreadSanitizer.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+JOBS=${JOBS:-$(nproc)}
+
+bash scripts/deps.sh --with-node
+
+# Dependencies point one way (STYLE.md §1): keypool knows no HTTP, JSON or YAML.
+if grep -rnE '#include [<"](curl/|providers/|server/|protocol/|nlohmann/|yaml-cpp/|httplib)' keypool common; then
+  echo "architecture check failed: keypool/ or common/ includes a module above it" >&2; exit 1
+fi
+if grep -rnE 'std::cout|printf\(|puts\(' server protocol providers keypool common \
+     | grep -v 'server/stdio_transport.cc' | grep -v 'server/main.cc' | grep -v snprintf; then
+  echo "stdout check failed: only server/stdio_transport.cc (and main's --check/--help) may write to stdout" >&2; exit 1
+fi
+
+echo "== build (RelWithDebInfo, -Werror)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build -j "$JOBS"
+
+echo "== MCP TypeScript SDK client (npm ci, pinned by tests/sdk/package-lock.json)"
+if [[ -f tests/sdk/package-lock.json ]]; then
+  (cd tests/sdk && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+echo "== tests"
+(cd build && ctest --output-on-failure -j "$JOBS" --timeout 300)
+
+echo "== keypool suite under ThreadSanitizer"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread \
+  "-DKPM_TEST_DIRS=unit/keypool" -DKPM_TEST_LIBS=kpm_keypool >/dev/null
+cmake --build build-tsan -j "$JOBS" --target kpm_tests
+TSAN_OPTIONS="halt_on_error=1" build-tsan/tests/kpm_tests "[keypool]"
+echo "== all tests passed"

@@ -1,0 +1,136 @@
+#include "server/app.h"
+
+#include <algorithm>
+#include <future>
+
+#include <spdlog/spdlog.h>
+
+#include "keypool/key_pool.h"
+
+namespace kpm::server {
+
+Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<providers::HttpClient> http,
+                                         std::unique_ptr<keypool::Clock> clock) {
+  std::unique_ptr<App> app(new App());
+  app->http_ = std::move(http);
+  app->clock_ = std::move(clock);
+  app->scrubber_ = std::make_shared<Scrubber>();
+  for (const auto& pc : config.providers) {
+    for (const auto& key : pc.keys) {
+      if (!key.secret.empty()) app->scrubber_->Add(key.secret);
+    }
+  }
+  for (const auto& pc : config.providers) {
+    auto entry = std::make_unique<ProviderEntry>();
+    entry->config = pc;
+    entry->pool = std::make_unique<keypool::KeyPool>(pc.name, pc.keys, pc.failover, *app->clock_);
+    entry->adapter = providers::MakeProvider(entry->config, *app->http_, *app->clock_);
+    if (!entry->adapter) {
+      return MakeError(ErrorKind::kConfig, "provider " + pc.name + ": no adapter for its type");
+    }
+    app->entries_.push_back(std::move(entry));
+  }
+  if (app->entries_.empty()) return MakeError(ErrorKind::kConfig, "no providers configured");
+  app->config_ = std::move(config);
+  return app;
+}
+
+App::~App() {
+  shutdown_.Cancel();
+  if (startup_check_.joinable()) startup_check_.join();
+}
+
+ProviderEntry* App::Find(std::string_view name) {
+  for (auto& e : entries_) {
+    if (e->config.name == name) return e.get();
+  }
+  return nullptr;
+}
+
+std::vector<ProviderEntry*> App::All() {
+  std::vector<ProviderEntry*> out;
+  for (auto& e : entries_) out.push_back(e.get());
+  return out;
+}
+
+ProviderEntry* App::Default() {
+  if (ProviderEntry* e = Find(config_.default_provider)) return e;
+  return entries_.front().get();
+}
+
+std::vector<ProviderEntry*> App::Chain(ProviderEntry* first) {
+  std::vector<ProviderEntry*> chain{first};
+  const std::vector<std::string>& names = first->config.fallback ? *first->config.fallback : config_.fallback;
+  for (const auto& n : names) {
+    ProviderEntry* e = Find(n);
+    if (e && std::find(chain.begin(), chain.end(), e) == chain.end()) chain.push_back(e);
+  }
+  return chain;
+}
+
+std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken* cancel) {
+  struct Job {
+    ProviderEntry* entry;
+    size_t index;
+    std::future<std::pair<keypool::AttemptOutcome, providers::HealthInfo>> result;
+  };
+  std::vector<Job> jobs;
+  for (auto& e : entries_) {
+    if (!only.empty() && e->config.name != only) continue;
+    for (size_t i = 0; i < e->pool->size(); ++i) {
+      ProviderEntry* entry = e.get();
+      keypool::KeyLease lease = entry->pool->LeaseForCheck(i);
+      // A key disabled by configuration (unset variable) has nothing to check.
+      if (lease.secret.empty() && !entry->config.keys.empty()) {
+        jobs.push_back({entry, i, {}});
+        continue;
+      }
+      int64_t deadline = clock_->NowMs() + std::min<int64_t>(entry->config.first_byte_timeout_ms, 15000) + 5000;
+      jobs.push_back({entry, i, std::async(std::launch::async, [entry, lease, deadline, cancel] {
+                        providers::HealthInfo info;
+                        providers::AttemptContext ctx;
+                        ctx.deadline_ms = deadline;
+                        ctx.cancel = cancel;
+                        keypool::AttemptOutcome out = entry->adapter->CheckKey(lease, ctx, &info);
+                        return std::make_pair(out, info);
+                      })});
+    }
+  }
+  std::vector<KeyCheck> checks;
+  for (auto& job : jobs) {
+    KeyCheck check;
+    check.provider = job.entry->config.name;
+    if (job.result.valid()) {
+      check.checked = true;
+      auto [outcome, info] = job.result.get();
+      outcome.message = scrubber_->Scrub(outcome.message);
+      job.entry->pool->ApplyHealthCheck(job.index, outcome, info.credit_known_positive);
+      check.outcome = outcome.outcome;
+      check.detail = outcome.outcome == keypool::Outcome::kOk ? "ok" : outcome.message;
+      if (info.credit_remaining && outcome.outcome == keypool::Outcome::kOk) {
+        check.detail = "ok, credit left " + std::to_string(*info.credit_remaining);
+      }
+      if (check.detail.empty()) check.detail = std::string(keypool::OutcomeName(check.outcome));
+    }
+    check.key = job.entry->pool->Snapshot().keys[job.index];
+    if (!check.checked) check.detail = "not checked: " + check.key.reason;
+    checks.push_back(std::move(check));
+  }
+  return checks;
+}
+
+void App::StartStartupHealthChecks() {
+  bool any = std::any_of(entries_.begin(), entries_.end(), [](const auto& e) { return e->config.health_check; });
+  if (!any) return;
+  startup_check_ = std::thread([this] {
+    for (auto& e : entries_) {
+      if (!e->config.health_check || shutdown_.cancelled()) continue;
+      for (const KeyCheck& c : CheckKeys(e->config.name, &shutdown_)) {
+        spdlog::info("health check: {}: {} {} {} ({})", c.provider, c.key.label, c.key.fingerprint,
+                     keypool::KeyStateName(c.key.state), c.detail);
+      }
+    }
+  });
+}
+
+}  // namespace kpm::server

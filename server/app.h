@@ -1,0 +1,82 @@
+#pragma once
+/// App: the loaded configuration brought to life — one KeyPool and one Provider
+/// adapter per configured provider, the fallback chains, the key scrubber, and the
+/// start-up health check. The tools (server/tool_*.cc) are thin views over it.
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "common/cancel.h"
+#include "common/redact.h"
+#include "common/result.h"
+#include "keypool/clock.h"
+#include "keypool/key_pool.h"
+#include "providers/http_client.h"
+#include "providers/provider.h"
+#include "server/config.h"
+
+namespace kpm::server {
+
+class ToolRegistry;
+
+/// One configured provider: its settings, keys and adapter.
+struct ProviderEntry {
+  providers::ProviderConfig config;
+  std::unique_ptr<keypool::KeyPool> pool;
+  std::unique_ptr<providers::Provider> adapter;
+};
+
+/// One key's health-check result, for --check and check_keys.
+struct KeyCheck {
+  std::string provider;
+  keypool::KeySnapshot key;  ///< state after the check
+  bool checked = false;      ///< false: the key could not be checked (e.g. unset variable)
+  keypool::Outcome outcome = keypool::Outcome::kOk;
+  std::string detail;        ///< scrubbed
+};
+
+class App {
+ public:
+  /// `http` and `clock` are owned by the App. Fails on an inconsistent config.
+  static Result<std::unique_ptr<App>> Create(Config config, std::unique_ptr<providers::HttpClient> http,
+                                             std::unique_ptr<keypool::Clock> clock);
+  ~App();
+
+  const Config& config() const { return config_; }
+  const Scrubber& scrubber() const { return *scrubber_; }
+  std::shared_ptr<const Scrubber> shared_scrubber() const { return scrubber_; }
+  keypool::Clock& clock() { return *clock_; }
+
+  /// nullptr when no provider has that name.
+  ProviderEntry* Find(std::string_view name);
+  std::vector<ProviderEntry*> All();
+  /// The provider used when a call names none.
+  ProviderEntry* Default();
+  /// `name` first, then its fallback providers in order (each once, never itself).
+  std::vector<ProviderEntry*> Chain(ProviderEntry* first);
+
+  /// Runs the health check on every key of `only` (or of every provider when empty),
+  /// concurrently across keys, each bounded by the provider's first-byte timeout.
+  std::vector<KeyCheck> CheckKeys(const std::string& only, const CancelToken* cancel);
+  /// Starts the check for providers with healthCheck: true on a background thread.
+  void StartStartupHealthChecks();
+
+  /// Registers complete, key_status, check_keys and list_models.
+  Status RegisterTools(ToolRegistry& registry);
+
+ private:
+  App() = default;
+  Config config_;
+  std::unique_ptr<providers::HttpClient> http_;
+  std::unique_ptr<keypool::Clock> clock_;
+  std::shared_ptr<Scrubber> scrubber_;
+  std::vector<std::unique_ptr<ProviderEntry>> entries_;
+  std::thread startup_check_;
+  CancelToken shutdown_;
+};
+
+}  // namespace kpm::server

@@ -1,0 +1,30 @@
+#pragma once
+/// Renders pool snapshots for people and programs: the structuredContent of
+/// key_status / check_keys (SPEC §5) and the aligned text table beside it.
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "keypool/failover.h"
+#include "keypool/key_pool.h"
+
+namespace kpm::server {
+
+struct PoolView {
+  std::string type;  ///< provider type name
+  keypool::PoolSnapshot snapshot;
+};
+
+nlohmann::json KeyToJson(const keypool::KeySnapshot& key);
+nlohmann::json PoolToJson(const PoolView& view);
+nlohmann::json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts);
+
+/// "ready in 41s", "ready in 3m20s", "ready in 1h05m".
+std::string HumanDuration(int64_t ms);
+
+/// A compact table: provider, key, fingerprint, state, requests/failures, reason.
+std::string RenderPoolsTable(const std::vector<PoolView>& views);
+
+}  // namespace kpm::server

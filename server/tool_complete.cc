@@ -1,0 +1,188 @@
+// complete: one completion through the pool (SPEC §5). The failover decisions
+// themselves are made in keypool/failover.cc; this file only adapts.
+#include <algorithm>
+#include <mutex>
+
+#include "keypool/failover.h"
+#include "server/tools.h"
+
+namespace kpm::server {
+namespace {
+
+Json InputSchema() {
+  Json message = {{"type", "object"},
+                  {"properties",
+                   {{"role", {{"type", "string"}, {"enum", {"system", "user", "assistant"}}}},
+                    {"content", {{"type", "string"}}}}},
+                  {"required", {"role", "content"}},
+                  {"additionalProperties", false}};
+  return {{"type", "object"},
+          {"properties",
+           {{"prompt", {{"type", "string"}, {"description", "The user prompt. Give this or `messages`."}}},
+            {"messages",
+             {{"type", "array"},
+              {"items", message},
+              {"minItems", 1},
+              {"description", "The conversation. Give this or `prompt`."}}},
+            {"system", {{"type", "string"}, {"description", "System prompt."}}},
+            {"provider", {{"type", "string"}, {"description", "Provider name from the config (default: the default provider)."}}},
+            {"model", {{"type", "string"}, {"description", "Model id (default: the provider's configured model)."}}},
+            {"max_tokens", {{"type", "integer"}, {"minimum", 1}}},
+            {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}}}},
+          {"additionalProperties", false}};
+}
+
+Json OutputSchema() {
+  Json attempt = {{"type", "object"},
+                  {"properties",
+                   {{"provider", {{"type", "string"}}},
+                    {"key", {{"type", "string"}}},
+                    {"outcome", {{"type", "string"}}},
+                    {"status", {{"type", "integer"}}},
+                    {"message", {{"type", "string"}}},
+                    {"elapsed_ms", {{"type", "integer"}}}}},
+                  {"required", {"provider", "key", "outcome", "elapsed_ms"}}};
+  return {{"type", "object"},
+          {"properties",
+           {{"text", {{"type", "string"}}},
+            {"provider", {{"type", "string"}}},
+            {"model", {{"type", "string"}}},
+            {"key", {{"type", "string"}}},
+            {"finish_reason", {{"type", "string"}}},
+            {"usage",
+             {{"type", "object"},
+              {"properties", {{"input_tokens", {{"type", "integer"}}}, {"output_tokens", {{"type", "integer"}}}}}}},
+            {"attempts", {{"type", "array"}, {"items", attempt}}}}},
+          {"required", {"text", "provider", "model", "key", "finish_reason", "usage", "attempts"}}};
+}
+
+ToolResult ArgError(const std::string& text) {
+  ToolResult r;
+  r.is_error = true;
+  r.text = text;
+  return r;
+}
+
+}  // namespace
+
+Tool MakeCompleteTool(App& app) {
+  Tool t;
+  t.name = "complete";
+  t.title = "Complete through the key pool";
+  t.description =
+      "Runs one model completion through the provider's pool of API keys. A key that is rate limited, "
+      "out of credit, revoked or failing is skipped automatically and the call moves to the next key "
+      "(and then to fallback providers); `attempts` shows every key tried.";
+  t.input_schema = InputSchema();
+  t.output_schema = OutputSchema();
+  t.handler = [&app](const Json& args, ToolContext& ctx) -> ToolResult {
+    providers::CompletionRequest req;
+    if (args.contains("messages")) {
+      for (const auto& m : args["messages"]) {
+        req.messages.push_back({m["role"].get<std::string>(), m["content"].get<std::string>()});
+      }
+    }
+    if (args.contains("prompt")) {
+      if (!req.messages.empty()) return ArgError("prompt: give either `prompt` or `messages`, not both");
+      req.messages.push_back({"user", args["prompt"].get<std::string>()});
+    }
+    if (req.messages.empty()) return ArgError("prompt: one of `prompt` or `messages` is required");
+    if (args.contains("system")) req.system = args["system"].get<std::string>();
+    if (args.contains("max_tokens")) req.max_tokens = args["max_tokens"].get<int>();
+    if (args.contains("temperature")) req.temperature = args["temperature"].get<double>();
+
+    ProviderEntry* first = app.Default();
+    if (args.contains("provider")) {
+      first = app.Find(args["provider"].get<std::string>());
+      if (!first) return UnknownProviderResult(app, args["provider"].get<std::string>());
+    }
+    std::string model = args.contains("model") ? args["model"].get<std::string>() : first->config.model;
+    if (model.empty()) {
+      return ArgError("model: no model given and provider \"" + first->config.name +
+                      "\" has no default `model` in the config");
+    }
+
+    // Progress counts answer characters and never decreases: a restart on another
+    // key continues from the highest value reached.
+    std::mutex mu;
+    size_t highest = 0;
+    size_t base = 0;
+    providers::Completion answer;
+    std::string answered_model;
+
+    std::vector<keypool::PoolAttempt> chain;
+    for (ProviderEntry* e : app.Chain(first)) {
+      providers::CompletionRequest r = req;
+      // The first provider takes the requested model; fallbacks use their own default.
+      r.model = (e == first) ? model : e->config.model;
+      if (r.model.empty()) continue;  // a fallback without a default model cannot serve
+      chain.push_back({e->pool.get(), [e, r, &ctx, &mu, &highest, &base, &answer, &answered_model](
+                                          const keypool::KeyLease& key, int64_t deadline_ms) {
+                         {
+                           std::lock_guard<std::mutex> lock(mu);
+                           base = highest;
+                         }
+                         providers::AttemptContext actx;
+                         actx.deadline_ms = deadline_ms;
+                         actx.cancel = &ctx.cancel;
+                         actx.on_text = [&, label = key.label](size_t chars) {
+                           size_t now;
+                           {
+                             std::lock_guard<std::mutex> lock(mu);
+                             highest = std::max(highest, base + chars);
+                             now = highest;
+                           }
+                           ctx.progress(static_cast<double>(now), std::nullopt, label + ": " + std::to_string(chars) + " chars");
+                         };
+                         providers::Completion c;
+                         keypool::AttemptOutcome out = e->adapter->Complete(key, r, actx, &c);
+                         if (out.outcome == keypool::Outcome::kOk) {
+                           std::lock_guard<std::mutex> lock(mu);
+                           answer = std::move(c);
+                           answered_model = r.model;
+                         }
+                         return out;
+                       }});
+    }
+
+    keypool::CallOptions options;
+    options.cancel = &ctx.cancel;
+    options.on_event = [&](const keypool::FailoverEvent& ev) {
+      size_t now;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        now = highest;
+      }
+      ctx.progress(static_cast<double>(now), std::nullopt, ev.text);
+      ctx.log("info", Json{{"event", "failover"}, {"provider", ev.provider}, {"message", ev.text}});
+    };
+    keypool::CallResult result = keypool::RunCall(chain, options, app.clock());
+
+    ToolResult r;
+    if (result.outcome == keypool::Outcome::kOk && result.key) {
+      r.text = answer.text;
+      r.structured = {{"text", answer.text},
+                      {"provider", result.provider},
+                      {"model", answer.model.empty() ? answered_model : answer.model},
+                      {"key", result.key->Display()},
+                      {"finish_reason", answer.finish_reason},
+                      {"usage", {{"input_tokens", answer.input_tokens}, {"output_tokens", answer.output_tokens}}},
+                      {"attempts", AttemptsToJson(result.attempts)}};
+      return r;
+    }
+    r.is_error = true;
+    r.text = app.scrubber().Scrub(result.message);
+    Json keys = Json::array();
+    for (const auto& snap : result.pools) {
+      ProviderEntry* e = app.Find(snap.provider);
+      keys.push_back(PoolToJson({e ? std::string(providers::ProviderTypeName(e->config.type)) : "", snap}));
+    }
+    r.structured = {{"error", {{"class", std::string(keypool::OutcomeName(result.outcome))}, {"message", r.text}}},
+                    {"attempts", AttemptsToJson(result.attempts)},
+                    {"keys", keys}};
+    return r;
+  };
+  return t;
+}
+
+}  // namespace kpm::server

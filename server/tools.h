@@ -1,0 +1,24 @@
+#pragma once
+/// The four model tools of SPEC §5, each a thin view over App.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "server/app.h"
+#include "server/pool_view.h"
+#include "server/tool.h"
+
+namespace kpm::server {
+
+Tool MakeCompleteTool(App& app);
+Tool MakeKeyStatusTool(App& app);
+Tool MakeCheckKeysTool(App& app);
+Tool MakeListModelsTool(App& app);
+
+// Shared by the tools.
+std::vector<PoolView> Views(const std::vector<ProviderEntry*>& entries);
+Json ViewsToJson(const std::vector<PoolView>& views);
+ToolResult UnknownProviderResult(App& app, const std::string& name);
+
+}  // namespace kpm::server
