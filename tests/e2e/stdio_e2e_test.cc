@@ -1,0 +1,482 @@
+// End to end over stdio: the built keypool-mcp binary, spawned with a temp config whose
+// keys are canaries and whose upstream is a closed port (nothing real is ever reached).
+// SPEC §1 (flags, bad config), §4 (key material), §5 (MCP surface).
+
+#include <signal.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <regex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+
+#include "tests/support/stdio_driver.h"
+
+namespace kpm::testing {
+namespace {
+
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr milliseconds kReadTimeout(10000);
+constexpr milliseconds kExitTimeout(5000);
+
+// Canary keys (SPEC §4): if any of these, or their middle 12 characters, ever shows up
+// on stdout or stderr, a key leaked.
+const std::string kCanary1 = "sk-canary-Ka7Qz2XwLp9Rt4VbNcAA1111";
+const std::string kCanary2 = "sk-canary-Mb3Wy8UvJq5Ps1TdHeBB2222";
+const std::vector<std::string> kCanaries = {kCanary1, kCanary2};
+constexpr const char* kUnsetVar = "KPM_TEST_UNSET_VAR";
+
+/// Three openai keys: a literal, a named object, an unset variable. Port 9 (discard)
+/// refuses connections, so a completion fails fast with network_error.
+std::string CanaryConfigYaml() {
+  return "providers:\n"
+         "  openai:\n"
+         "    type: openai\n"
+         "    baseUrl: http://127.0.0.1:9/v1\n"
+         "    model: gpt-test\n"
+         "    apiKey:\n"
+         "      - " + kCanary1 + "\n"
+         "      - key: " + kCanary2 + "\n"
+         "        name: personal\n"
+         "      - $" + kUnsetVar + "\n"
+         "    deadlineMs: 8000\n"
+         "    failover:\n"
+         "      backoffMs: 1\n";
+}
+
+std::string BinaryPath() {
+  std::string path = KPM_BINARY_PATH;
+  INFO("keypool-mcp binary: " << path);
+  REQUIRE(std::filesystem::exists(path));
+  return path;
+}
+
+/// A keypool-mcp child with a config in a temp dir and a session on its stdio.
+class Server {
+ public:
+  explicit Server(const std::string& config_text, std::string file_name = "config.yaml",
+                  std::vector<std::string> extra_args = {"--log-level", "debug"}) {
+    config_path_ = dir_.WriteFile(file_name, config_text);
+    std::vector<std::string> args = {"--config", config_path_};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto spawned = StdioProcess::Spawn(ServerOptions(BinaryPath(), args, dir_.path(), {}, {kUnsetVar}));
+    if (!spawned.has_value()) FAIL("cannot start keypool-mcp: " << spawned.error().message);
+    process_ = std::move(spawned).value();
+    session_ = std::make_unique<McpSession>(*process_);
+  }
+
+  StdioProcess& process() { return *process_; }
+  McpSession& session() { return *session_; }
+  const std::string& config_path() const { return config_path_; }
+
+  /// Initializes (2025-06-18) and requires success.
+  void Initialize() {
+    auto reply = session_->Initialize("2025-06-18", kReadTimeout);
+    REQUIRE(reply.has_value());
+    INFO(reply->dump());
+    REQUIRE(reply->contains("result"));
+  }
+
+  /// Closes stdin and requires exit code 0 within 5 s, then checks the transcript.
+  void CloseAndExpectCleanExit() {
+    process_->CloseStdin();
+    session_->DrainUntilEof(kExitTimeout);
+    CHECK(process_->StdoutDone());
+    CHECK(process_->WaitExit(kExitTimeout) == std::optional<int>(0));
+    CheckTranscript();
+  }
+
+  /// Every stdout line is one JSON-RPC 2.0 message and no canary is on stdout or stderr.
+  void CheckTranscript() {
+    process_->DrainStdout(milliseconds(0));
+    INFO("stderr:\n" << process_->Stderr());
+    for (const auto& bad : session_->bad_lines()) {
+      FAIL_CHECK("stdout line is not JSON-RPC 2.0: " << bad);
+    }
+    const std::string& out = process_->StdoutSoFar();
+    CHECK((out.empty() || out.back() == '\n'));
+    CHECK(out.find('\r') == std::string::npos);
+    auto on_stdout = FindSecret(out, kCanaries);
+    CHECK_FALSE(on_stdout.has_value());
+    if (on_stdout) FAIL_CHECK("key material on stdout: " << *on_stdout);
+    auto on_stderr = FindSecret(process_->Stderr(), kCanaries);
+    CHECK_FALSE(on_stderr.has_value());
+    if (on_stderr) FAIL_CHECK("key material on stderr: " << *on_stderr);
+  }
+
+ private:
+  TempDir dir_;
+  std::string config_path_;
+  std::unique_ptr<StdioProcess> process_;
+  std::unique_ptr<McpSession> session_;
+};
+
+/// The next reply (a message without "method"), skipping notifications.
+Json NextReply(McpSession& session) {
+  auto deadline = Clock::now() + kReadTimeout;
+  while (Clock::now() < deadline) {
+    auto m = session.ReadMessage(
+        std::chrono::duration_cast<milliseconds>(deadline - Clock::now()));
+    if (!m) break;
+    if (!m->contains("method")) return *m;
+  }
+  FAIL("no reply within 10 s");
+  return nullptr;
+}
+
+int ErrorCode(const Json& reply) {
+  INFO(reply.dump());
+  REQUIRE(reply.contains("error"));
+  return reply["error"]["code"].get<int>();
+}
+
+/// The text of a tool result's first content block.
+std::string ResultText(const Json& result) {
+  INFO(result.dump());
+  REQUIRE(result.contains("content"));
+  REQUIRE(result["content"].is_array());
+  REQUIRE_FALSE(result["content"].empty());
+  CHECK(result["content"][0]["type"] == "text");
+  return result["content"][0].value("text", "");
+}
+
+/// A key_status reply's keys of the first provider, by label.
+std::map<std::string, Json> KeysByLabel(const Json& reply) {
+  INFO(reply.dump());
+  REQUIRE(reply.contains("result"));
+  const Json& sc = reply["result"]["structuredContent"];
+  REQUIRE(sc.is_object());
+  REQUIRE(sc["providers"].is_array());
+  REQUIRE(sc["providers"].size() == 1);
+  std::map<std::string, Json> keys;
+  for (const auto& k : sc["providers"][0]["keys"]) keys[k.value("label", "")] = k;
+  return keys;
+}
+
+/// SPEC §4: a non-secret prefix of at most 10 characters ending in '-', "…", the last 4.
+void CheckFingerprint(const Json& key, const std::string& secret) {
+  INFO(key.dump());
+  REQUIRE(key["fingerprint"].is_string());
+  std::string fp = key["fingerprint"];
+  const std::string ellipsis = "\xE2\x80\xA6";  // U+2026
+  size_t dots = fp.find(ellipsis);
+  REQUIRE(dots != std::string::npos);
+  std::string prefix = fp.substr(0, dots);
+  std::string tail = fp.substr(dots + ellipsis.size());
+  CHECK(tail == secret.substr(secret.size() - 4));
+  CHECK(prefix.size() <= 10);
+  CHECK(prefix.rfind("sk-", 0) == 0);
+  CHECK(prefix.back() == '-');
+  CHECK(secret.rfind(prefix, 0) == 0);
+}
+
+TEST_CASE("initialize echoes a supported protocol version and answers 2025-11-25 otherwise",
+          "[e2e][stdio]") {
+  const std::pair<std::string, std::string> cases[] = {
+      {"2025-11-25", "2025-11-25"},
+      {"2025-06-18", "2025-06-18"},
+      {"2025-03-26", "2025-03-26"},
+      {"1999-01-01", "2025-11-25"},
+  };
+  for (const auto& [asked, answered] : cases) {
+    INFO("client asks for " << asked);
+    Server server(CanaryConfigYaml());
+    auto reply = server.session().Initialize(asked, kReadTimeout);
+    REQUIRE(reply.has_value());
+    INFO(reply->dump());
+    REQUIRE(reply->contains("result"));
+    const Json& result = (*reply)["result"];
+    CHECK(result["protocolVersion"] == answered);
+    CHECK(result["serverInfo"]["name"].is_string());
+    CHECK(result["serverInfo"]["version"].is_string());
+    CHECK(result["capabilities"]["tools"].is_object());
+    // notifications/initialized (sent by Initialize) gets no reply; ping still works.
+    auto ping = server.session().Request("ping", nullptr, kReadTimeout);
+    REQUIRE(ping.has_value());
+    CHECK(ping->contains("result"));
+    server.CloseAndExpectCleanExit();
+  }
+}
+
+TEST_CASE("tools/list has the four tools and each has object input and output schemas",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  auto reply = server.session().Request("tools/list", Json::object(), kReadTimeout);
+  REQUIRE(reply.has_value());
+  INFO(reply->dump());
+  REQUIRE(reply->contains("result"));
+  const Json& tools = (*reply)["result"]["tools"];
+  REQUIRE(tools.is_array());
+  std::set<std::string> names;
+  for (const auto& tool : tools) {
+    INFO(tool.dump());
+    names.insert(tool.value("name", ""));
+    CHECK(tool["inputSchema"].is_object());
+    CHECK(tool["inputSchema"]["type"] == "object");
+    CHECK(tool["outputSchema"].is_object());
+    CHECK(tool["outputSchema"]["type"] == "object");
+    CHECK(tool["description"].is_string());
+  }
+  CHECK(names == std::set<std::string>{"complete", "key_status", "check_keys", "list_models"});
+  CHECK(tools.size() == 4);
+  // All four fit on one page: no cursor to follow.
+  CHECK_FALSE(((*reply)["result"].contains("nextCursor") &&
+               !(*reply)["result"]["nextCursor"].is_null()));
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("key_status shows each key by label and fingerprint; an unset variable disables its key",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  auto reply = server.session().CallTool("key_status", Json::object(), kReadTimeout);
+  REQUIRE(reply.has_value());
+  INFO(reply->dump());
+  REQUIRE(reply->contains("result"));
+  const Json& result = (*reply)["result"];
+  CHECK_FALSE(result.value("isError", false));
+  const Json& provider = result["structuredContent"]["providers"][0];
+  CHECK(provider["name"] == "openai");
+  CHECK(provider["type"] == "openai");
+  CHECK(provider["strategy"] == "sequential");
+  CHECK(provider["active_key"].dump().find("openai#1") != std::string::npos);
+
+  auto keys = KeysByLabel(*reply);
+  REQUIRE(keys.size() == 3);
+  REQUIRE(keys.count("openai#1"));
+  REQUIRE(keys.count("personal"));
+  REQUIRE(keys.count("openai#3"));
+  CheckFingerprint(keys["openai#1"], kCanary1);
+  CheckFingerprint(keys["personal"], kCanary2);
+  CHECK(keys["openai#1"]["state"] == "ready");
+  CHECK(keys["personal"]["state"] == "ready");
+  CHECK(keys["openai#3"]["state"] == "disabled");
+  CHECK(keys["openai#3"].value("reason", "").find(kUnsetVar) != std::string::npos);
+  for (auto& [label, key] : keys) {
+    INFO(label);
+    CHECK(key["requests"].is_number_integer());
+    CHECK(key["failures"].is_number_integer());
+  }
+
+  std::string text = ResultText(result);
+  CHECK(text.find("openai#1") != std::string::npos);
+  CHECK(text.find("personal") != std::string::npos);
+  CHECK(text.find("openai#3") != std::string::npos);
+  // The unset variable is a warning on stderr, naming it.
+  CHECK(server.process().WaitForStderr(kUnsetVar, milliseconds(1000)));
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("ping answers an empty result", "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  auto reply = server.session().Request("ping", nullptr, kReadTimeout);
+  REQUIRE(reply.has_value());
+  INFO(reply->dump());
+  REQUIRE(reply->contains("result"));
+  CHECK((*reply)["result"] == Json::object());
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("bad input gets the JSON-RPC error of SPEC §5 and the server keeps serving",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  McpSession& s = server.session();
+
+  // Claude Code probes with server/discover first and falls back on any error.
+  auto discover = s.Request("server/discover", Json::object(), kReadTimeout);
+  REQUIRE(discover.has_value());
+  CHECK(ErrorCode(*discover) == -32601);
+  server.Initialize();
+
+  SECTION("malformed JSON is -32700 with id null") {
+    REQUIRE(s.SendRaw("{\"jsonrpc\":\"2.0\",\"id\":9,\"method\":"));
+    Json reply = NextReply(s);
+    CHECK(ErrorCode(reply) == -32700);
+    CHECK(reply["id"].is_null());
+  }
+  SECTION("a batch array is -32600") {
+    REQUIRE(s.SendRaw(R"([{"jsonrpc":"2.0","id":50,"method":"ping"}])"));
+    Json reply = NextReply(s);
+    CHECK(ErrorCode(reply) == -32600);
+  }
+  SECTION("JSON that is not a request object is -32600") {
+    REQUIRE(s.SendRaw("42"));
+    CHECK(ErrorCode(NextReply(s)) == -32600);
+    REQUIRE(s.SendRaw(R"({"jsonrpc":"1.0","id":51,"method":"ping"})"));
+    CHECK(ErrorCode(NextReply(s)) == -32600);
+  }
+  SECTION("an unknown method is -32601") {
+    auto reply = s.Request("no/such/method", Json::object(), kReadTimeout);
+    REQUIRE(reply.has_value());
+    CHECK(ErrorCode(*reply) == -32601);
+  }
+  SECTION("an unknown tool is -32602") {
+    auto reply = s.CallTool("no_such_tool", Json::object(), kReadTimeout);
+    REQUIRE(reply.has_value());
+    CHECK(ErrorCode(*reply) == -32602);
+  }
+  SECTION("tools/call without a name is -32602") {
+    auto reply = s.Request("tools/call", {{"arguments", Json::object()}}, kReadTimeout);
+    REQUIRE(reply.has_value());
+    CHECK(ErrorCode(*reply) == -32602);
+  }
+  SECTION("tool arguments of the wrong type are an isError result naming the field") {
+    auto reply = s.CallTool("key_status", {{"provider", 42}}, kReadTimeout);
+    REQUIRE(reply.has_value());
+    INFO(reply->dump());
+    REQUIRE(reply->contains("result"));
+    CHECK((*reply)["result"]["isError"] == true);
+    CHECK(ResultText((*reply)["result"]).find("provider") != std::string::npos);
+  }
+  SECTION("a notification is never answered, even an unknown one") {
+    REQUIRE(s.Notify("notifications/no_such_thing", Json::object()));
+    REQUIRE(s.SendRaw(R"({"jsonrpc":"2.0","method":"ping"})"));
+    auto id = s.Send("ping");
+    REQUIRE(id.has_value());
+    Json reply = NextReply(s);
+    CHECK(reply["id"] == *id);
+  }
+
+  // Whatever came before, the server still answers.
+  auto ping = s.Request("ping", nullptr, kReadTimeout);
+  REQUIRE(ping.has_value());
+  CHECK(ping->contains("result"));
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("complete against a refusing upstream tries each usable key and lists them all",
+          "[e2e][stdio]") {
+  // trace logs message bodies: the most talkative level must still hide the keys.
+  Server server(CanaryConfigYaml(), "config.yaml", {"--log-level", "trace"});
+  server.Initialize();
+  auto reply = server.session().CallTool("complete", {{"prompt", "hi"}}, kReadTimeout);
+  REQUIRE(reply.has_value());
+  INFO(reply->dump());
+  REQUIRE(reply->contains("result"));
+  const Json& result = (*reply)["result"];
+  CHECK(result["isError"] == true);
+  std::string text = ResultText(result);
+  for (const char* label : {"openai#1", "personal", "openai#3"}) {
+    CHECK(text.find(label) != std::string::npos);
+  }
+  if (result.contains("structuredContent")) {
+    const Json& attempts = result["structuredContent"]["attempts"];
+    REQUIRE(attempts.is_array());
+    REQUIRE(attempts.size() == 2);  // the disabled key is never tried
+    CHECK(attempts[0]["outcome"] == "network_error");
+    CHECK(attempts[1]["outcome"] == "network_error");
+  }
+
+  auto status = server.session().CallTool("key_status", Json::object(), kReadTimeout);
+  REQUIRE(status.has_value());
+  auto keys = KeysByLabel(*status);
+  CHECK(keys["openai#1"]["state"] == "cooling_down");
+  CHECK(keys["personal"]["state"] == "cooling_down");
+  CHECK(keys["openai#3"]["state"] == "disabled");
+  CHECK(keys["openai#1"]["requests"] == 1);
+  CHECK(keys["openai#1"]["failures"] == 1);
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("closing stdin ends the server with 0 after answering what is in flight",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  auto id = server.session().Send("ping");
+  REQUIRE(id.has_value());
+  server.process().CloseStdin();
+  auto start = Clock::now();
+  auto reply = server.session().AwaitReply(*id, kExitTimeout);
+  REQUIRE(reply.has_value());
+  CHECK(reply->contains("result"));
+  server.session().DrainUntilEof(kExitTimeout);
+  CHECK(server.process().WaitExit(kExitTimeout) == std::optional<int>(0));
+  CHECK(Clock::now() - start < kExitTimeout);
+  server.CheckTranscript();
+}
+
+TEST_CASE("SIGTERM ends the server with 0 promptly", "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  auto start = Clock::now();
+  REQUIRE(server.process().Signal(SIGTERM));
+  CHECK(server.process().WaitExit(milliseconds(3000)) == std::optional<int>(0));
+  CHECK(Clock::now() - start < milliseconds(3000));
+  server.session().DrainUntilEof(milliseconds(1000));
+  server.CheckTranscript();
+}
+
+/// Runs the binary with `args` and stdin closed; returns the exited process.
+std::unique_ptr<StdioProcess> RunToExit(const std::vector<std::string>& args,
+                                        const TempDir& home) {
+  auto spawned = StdioProcess::Spawn(ServerOptions(BinaryPath(), args, home.path()));
+  if (!spawned.has_value()) FAIL("cannot start keypool-mcp: " << spawned.error().message);
+  auto p = std::move(spawned).value();
+  p->CloseStdin();
+  p->DrainStdout(kExitTimeout);
+  auto code = p->WaitExit(kExitTimeout);
+  INFO("stdout: " << p->StdoutSoFar() << "\nstderr: " << p->Stderr());
+  REQUIRE(code.has_value());
+  return p;
+}
+
+TEST_CASE("the version flag prints a version on stdout and exits 0", "[e2e][stdio]") {
+  TempDir home;
+  auto p = RunToExit({"--version"}, home);
+  CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
+  CHECK(std::regex_search(p->StdoutSoFar(), std::regex(R"(\d+\.\d+\.\d+)")));
+}
+
+TEST_CASE("the help flag prints usage naming the flags and exits 0", "[e2e][stdio]") {
+  TempDir home;
+  auto p = RunToExit({"--help"}, home);
+  CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
+  const std::string& out = p->StdoutSoFar();
+  for (const char* flag : {"--config", "--log-level", "--check", "--version"}) {
+    CHECK(out.find(flag) != std::string::npos);
+  }
+}
+
+TEST_CASE("a config with an unknown field stops the server at start and names file and field",
+          "[e2e][stdio]") {
+  TempDir dir;
+  std::string file, field, hint;
+  SECTION("YAML, a typo in apiKey") {
+    file = dir.WriteFile("broken.yaml",
+                         "providers:\n"
+                         "  openai:\n"
+                         "    type: openai\n"
+                         "    apiKeys:\n"
+                         "      - " + kCanary1 + "\n");
+    field = "apiKeys";
+    hint = "apiKey";
+  }
+  SECTION("JSON, a typo in model") {
+    file = dir.WriteFile("broken.json",
+                         R"({"mcp": {"openai": {"type": "openai", "apiKey": [")" + kCanary1 +
+                             R"("], "modle": "gpt-test"}}})");
+    field = "modle";
+    hint = "model";  // the closest known name (SPEC §1)
+  }
+  auto p = RunToExit({"--config", file}, dir);
+  INFO("stderr: " << p->Stderr());
+  auto code = p->WaitExit(milliseconds(0));
+  CHECK(code != std::optional<int>(0));
+  CHECK(p->StdoutSoFar().empty());
+  const std::string err = p->Stderr();
+  CHECK(err.find(file) != std::string::npos);
+  CHECK(err.find(field) != std::string::npos);
+  CHECK(err.find(hint) != std::string::npos);
+  CHECK_FALSE(FindSecret(err, kCanaries).has_value());
+}
+
+}  // namespace
+}  // namespace kpm::testing
