@@ -45,21 +45,6 @@ Json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts) {
   return out;
 }
 
-std::string HumanDuration(int64_t ms) {
-  if (ms < 0) ms = 0;
-  int64_t s = (ms + 999) / 1000;
-  std::ostringstream o;
-  if (s < 60) {
-    o << s << "s";
-  } else if (s < 3600) {
-    o << s / 60 << "m";
-    if (s % 60) o << (s % 60 < 10 ? "0" : "") << s % 60 << "s";
-  } else {
-    o << s / 3600 << "h" << ((s % 3600) / 60 < 10 ? "0" : "") << (s % 3600) / 60 << "m";
-  }
-  return o.str();
-}
-
 std::string RenderPoolsTable(const std::vector<PoolView>& views) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"PROVIDER", "KEY", "FINGERPRINT", "STATE", "REQ", "FAIL", "DETAIL"});
@@ -67,7 +52,7 @@ std::string RenderPoolsTable(const std::vector<PoolView>& views) {
     for (const auto& k : v.snapshot.keys) {
       std::string state(keypool::KeyStateName(k.state));
       std::string detail = k.reason;
-      if (k.ready_in_ms) detail += (detail.empty() ? "" : ", ") + std::string("ready in ") + HumanDuration(*k.ready_in_ms);
+      if (k.ready_in_ms) detail += (detail.empty() ? "" : ", ") + std::string("ready in ") + keypool::FormatDurationMs(*k.ready_in_ms);
       bool active = v.snapshot.active_key && *v.snapshot.active_key == k.label + " " + k.fingerprint;
       rows.push_back({v.snapshot.provider, (active ? "*" : "") + k.label, k.fingerprint, state,
                       std::to_string(k.requests), std::to_string(k.failures), detail});

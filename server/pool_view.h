@@ -21,9 +21,6 @@ nlohmann::json KeyToJson(const keypool::KeySnapshot& key);
 nlohmann::json PoolToJson(const PoolView& view);
 nlohmann::json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts);
 
-/// "ready in 41s", "ready in 3m20s", "ready in 1h05m".
-std::string HumanDuration(int64_t ms);
-
 /// A compact table: provider, key, fingerprint, state, requests/failures, reason.
 std::string RenderPoolsTable(const std::vector<PoolView>& views);
 
