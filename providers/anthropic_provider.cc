@@ -7,14 +7,12 @@
 #include <utility>
 #include <vector>
 
-#include "providers/classify.h"
 #include "providers/provider_common.h"
 
 namespace kpm::providers {
 namespace {
 
 using keypool::AttemptOutcome;
-using keypool::Outcome;
 
 constexpr int kDefaultMaxTokens = 4096;  // max_tokens is required by the API
 
@@ -29,9 +27,8 @@ class AnthropicProvider : public ProviderBase {
                             std::vector<ModelInfo>* out) override;
 
  private:
-  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
-    std::vector<std::pair<std::string, std::string>> h;
-    if (json_body) h.emplace_back("Content-Type", "application/json");
+  HeaderList KeyHeaders(const keypool::KeyLease& key) const override {
+    HeaderList h;
     if (!key.secret.empty()) h.emplace_back("x-api-key", key.secret);
     h.emplace_back("anthropic-version", "2023-06-01");
     return h;
@@ -46,16 +43,13 @@ class AnthropicProvider : public ProviderBase {
 
 Json AnthropicProvider::Body(const CompletionRequest& request, const std::string& model) const {
   // `system` is a top-level field; system-role messages join it.
-  std::string system = request.system;
+  std::string system = JoinedSystemPrompt(request);
   Json messages = Json::array();
   for (const ChatMessage& m : request.messages) {
-    if (m.role == "system") {
-      system += (system.empty() ? "" : "\n\n") + m.content;
-      continue;
-    }
+    if (m.role == "system") continue;
     messages.push_back({{"role", m.role == "assistant" ? "assistant" : "user"}, {"content", m.content}});
   }
-  int max_tokens = request.max_tokens ? *request.max_tokens : config_.max_tokens.value_or(kDefaultMaxTokens);
+  int max_tokens = MaxTokens(request).value_or(kDefaultMaxTokens);
   Json body = {{"model", model}, {"max_tokens", max_tokens}, {"messages", messages}};
   if (!system.empty()) body["system"] = system;
   if (request.temperature) body["temperature"] = *request.temperature;
@@ -95,19 +89,14 @@ void AnthropicProvider::TakeEvent(const std::string& name, const Json& data, Str
 }
 
 void AnthropicProvider::TakeMessage(const Json& msg, StreamState& state, const AttemptContext& ctx) const {
-  if (!msg.is_object()) {
-    state.malformed = true;
-    state.malformed_what = "not a JSON object";
-    return;
-  }
-  if (JsonString(msg, "type") == "error" || (msg.contains("error") && !msg["error"].is_null())) {
+  if (TakeErrorOrMalformed(msg, "not a JSON object", state)) return;
+  if (JsonString(msg, "type") == "error") {
     state.inband_error = msg.contains("error") ? msg["error"] : msg;
     return;
   }
   auto content = msg.find("content");
   if (content == msg.end() || !content->is_array()) {
-    state.malformed = true;
-    state.malformed_what = "no content array";
+    state.MarkMalformed("no content array");
     return;
   }
   Completion& c = state.completion;
@@ -129,60 +118,35 @@ AttemptOutcome AnthropicProvider::Complete(const keypool::KeyLease& key, const C
   AttemptOutcome early;
   std::optional<std::string> model = ResolveModel(request, &early);
   if (!model) return early;
-  std::optional<HttpRequest> req = NewRequest("POST", config_.base_url + "/messages", Headers(key, true), ctx, &early);
+  std::optional<HttpRequest> req =
+      NewCompletionRequest(config_.base_url + "/messages", key, Body(request, *model), ctx, &early);
   if (!req) return early;
-  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
-  req->body = Body(request, *model).dump(-1, ' ', false, Json::error_handler_t::replace);
 
   StreamState state;
   state.completion.model = *model;
-  HttpResult result;
-  if (config_.stream) {
-    result = SendSse(*req, [&](const SseEvent& event) {
-      if (state.done) return true;
-      Json data = Json::parse(event.data, nullptr, false);
-      if (data.is_discarded() || !data.is_object()) {
-        state.malformed = true;
-        state.malformed_what = "an event that is not a JSON object";
-        return false;
-      }
-      TakeEvent(event.event, data, state, ctx);
-      return state.inband_error.is_null();
-    });
-  } else {
-    result = http_.Send(*req, nullptr);
-    if (result.status >= 200 && result.status <= 299) {
-      TakeMessage(Json::parse(result.body, nullptr, false), state, ctx);
-      if (!result.body_complete) state.done = false;
+  auto on_event = [&](const SseEvent& event) {
+    if (state.done) return true;
+    Json data = Json::parse(event.data, nullptr, false);
+    if (data.is_discarded() || !data.is_object()) {
+      state.MarkMalformed("an event that is not a JSON object");
+      return false;
     }
-  }
-  AttemptOutcome outcome = Judge(result, state, ctx, "event: message_stop");
-  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
-  return outcome;
+    TakeEvent(event.event, data, state, ctx);
+    return state.inband_error.is_null();
+  };
+  HttpResult result = SendCompletion(*req, state, on_event, [&](Json msg) { TakeMessage(msg, state, ctx); });
+  return Finish(result, state, ctx, "event: message_stop", out);
 }
 
 AttemptOutcome AnthropicProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
-  Json body;
-  return GetJson(config_.base_url + "/models?limit=1", Headers(key, false), ctx, &body);
+  return GetJson(config_.base_url + "/models?limit=1", key, ctx, nullptr);
 }
 
 AttemptOutcome AnthropicProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                              std::vector<ModelInfo>* out) {
-  Json body;
-  AttemptOutcome outcome = GetJson(config_.base_url + "/models?limit=1000", Headers(key, false), ctx, &body);
-  if (outcome.outcome != Outcome::kOk) return outcome;
-  auto data = body.find("data");
-  if (data == body.end() || !data->is_array()) {
-    outcome.outcome = Outcome::kServerError;
-    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data array";
-    return outcome;
-  }
-  out->clear();
-  for (const Json& m : *data) {
-    std::string id = JsonString(m, "id");
-    if (!id.empty()) out->push_back(ModelInfo{id, JsonString(m, "display_name")});
-  }
-  return outcome;
+  return GetModels(
+      config_.base_url + "/models?limit=1000", key, ctx, "data",
+      [](const Json& m) { return ModelInfo{JsonString(m, "id"), JsonString(m, "display_name")}; }, out);
 }
 
 }  // namespace

@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "providers/classify.h"
 #include "providers/provider_common.h"
 
 namespace kpm::providers {
@@ -33,9 +32,8 @@ class GeminiProvider : public ProviderBase {
                             std::vector<ModelInfo>* out) override;
 
  private:
-  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
-    std::vector<std::pair<std::string, std::string>> h;
-    if (json_body) h.emplace_back("Content-Type", "application/json");
+  HeaderList KeyHeaders(const keypool::KeyLease& key) const override {
+    HeaderList h;
     if (!key.secret.empty()) h.emplace_back("x-goog-api-key", key.secret);
     return h;
   }
@@ -46,21 +44,17 @@ class GeminiProvider : public ProviderBase {
 };
 
 Json GeminiProvider::Body(const CompletionRequest& request) const {
-  std::string system = request.system;
+  std::string system = JoinedSystemPrompt(request);
   Json contents = Json::array();
   for (const ChatMessage& m : request.messages) {
-    if (m.role == "system") {
-      system += (system.empty() ? "" : "\n\n") + m.content;
-      continue;
-    }
+    if (m.role == "system") continue;
     contents.push_back(
         {{"role", m.role == "assistant" ? "model" : "user"}, {"parts", Json::array({{{"text", m.content}}})}});
   }
   Json body = {{"contents", contents}};
   if (!system.empty()) body["systemInstruction"] = {{"parts", Json::array({{{"text", system}}})}};
   Json gen = Json::object();
-  std::optional<int> max_tokens = request.max_tokens ? request.max_tokens : config_.max_tokens;
-  if (max_tokens) gen["maxOutputTokens"] = *max_tokens;
+  if (std::optional<int> max_tokens = MaxTokens(request)) gen["maxOutputTokens"] = *max_tokens;
   if (request.temperature) gen["temperature"] = *request.temperature;
   if (!gen.empty()) body["generationConfig"] = gen;
   return body;
@@ -68,15 +62,7 @@ Json GeminiProvider::Body(const CompletionRequest& request) const {
 
 void GeminiProvider::TakeResponse(Json response, StreamState& state, const AttemptContext& ctx) const {
   if (response.is_array() && response.size() == 1) response = response[0];
-  if (!response.is_object()) {
-    state.malformed = true;
-    state.malformed_what = "not a JSON object";
-    return;
-  }
-  if (auto e = response.find("error"); e != response.end() && !e->is_null()) {
-    state.inband_error = *e;
-    return;
-  }
+  if (TakeErrorOrMalformed(response, "not a JSON object", state)) return;
   Completion& c = state.completion;
   if (std::string v = JsonString(response, "modelVersion"); !v.empty()) c.model = v;
   if (auto u = response.find("usageMetadata"); u != response.end() && u->is_object()) {
@@ -120,59 +106,35 @@ AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const Comp
   std::string model_id = StripModelsPrefix(*model);
   std::string url = config_.base_url + "/models/" + model_id +
                     (config_.stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
-  std::optional<HttpRequest> req = NewRequest("POST", url, Headers(key, true), ctx, &early);
+  std::optional<HttpRequest> req = NewCompletionRequest(std::move(url), key, Body(request), ctx, &early);
   if (!req) return early;
-  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
-  req->body = Body(request).dump(-1, ' ', false, Json::error_handler_t::replace);
 
   StreamState state;
   state.completion.model = model_id;
-  HttpResult result;
-  if (config_.stream) {
-    result = SendSse(*req, [&](const SseEvent& event) {
-      Json chunk = Json::parse(event.data, nullptr, false);
-      if (chunk.is_discarded()) {
-        state.malformed = true;
-        state.malformed_what = "a chunk that is not JSON";
-        return false;
-      }
-      TakeResponse(std::move(chunk), state, ctx);
-      return !state.malformed && state.inband_error.is_null() && !state.verdict;
-    });
-  } else {
-    result = http_.Send(*req, nullptr);
-    if (result.status >= 200 && result.status <= 299) {
-      TakeResponse(Json::parse(result.body, nullptr, false), state, ctx);
-      if (!result.body_complete) state.done = false;
+  auto on_event = [&](const SseEvent& event) {
+    Json chunk = Json::parse(event.data, nullptr, false);
+    if (chunk.is_discarded()) {
+      state.MarkMalformed("a chunk that is not JSON");
+      return false;
     }
-  }
-  AttemptOutcome outcome = Judge(result, state, ctx, "a chunk with a finishReason");
-  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
-  return outcome;
+    TakeResponse(std::move(chunk), state, ctx);
+    return !state.malformed && state.inband_error.is_null() && !state.verdict;
+  };
+  HttpResult result =
+      SendCompletion(*req, state, on_event, [&](Json response) { TakeResponse(std::move(response), state, ctx); });
+  return Finish(result, state, ctx, "a chunk with a finishReason", out);
 }
 
 AttemptOutcome GeminiProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
-  Json body;
-  return GetJson(config_.base_url + "/models?pageSize=1", Headers(key, false), ctx, &body);
+  return GetJson(config_.base_url + "/models?pageSize=1", key, ctx, nullptr);
 }
 
 AttemptOutcome GeminiProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                           std::vector<ModelInfo>* out) {
-  Json body;
-  AttemptOutcome outcome = GetJson(config_.base_url + "/models?pageSize=1000", Headers(key, false), ctx, &body);
-  if (outcome.outcome != Outcome::kOk) return outcome;
-  auto models = body.find("models");
-  if (models == body.end() || !models->is_array()) {
-    outcome.outcome = Outcome::kServerError;
-    outcome.message = std::to_string(outcome.status) + " with a malformed body: no models array";
-    return outcome;
-  }
-  out->clear();
-  for (const Json& m : *models) {
-    std::string name = StripModelsPrefix(JsonString(m, "name"));
-    if (!name.empty()) out->push_back(ModelInfo{name, JsonString(m, "displayName")});
-  }
-  return outcome;
+  return GetModels(
+      config_.base_url + "/models?pageSize=1000", key, ctx, "models",
+      [](const Json& m) { return ModelInfo{StripModelsPrefix(JsonString(m, "name")), JsonString(m, "displayName")}; },
+      out);
 }
 
 }  // namespace

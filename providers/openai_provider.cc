@@ -7,7 +7,6 @@
 #include <utility>
 #include <vector>
 
-#include "providers/classify.h"
 #include "providers/provider_common.h"
 
 namespace kpm::providers {
@@ -29,9 +28,8 @@ class OpenAIProvider : public ProviderBase {
  private:
   bool IsOpenRouter() const { return config_.type == ProviderType::kOpenRouter; }
 
-  std::vector<std::pair<std::string, std::string>> Headers(const keypool::KeyLease& key, bool json_body) const {
-    std::vector<std::pair<std::string, std::string>> h;
-    if (json_body) h.emplace_back("Content-Type", "application/json");
+  HeaderList KeyHeaders(const keypool::KeyLease& key) const override {
+    HeaderList h;
     if (!key.secret.empty()) h.emplace_back("Authorization", "Bearer " + key.secret);
     if (IsOpenRouter()) {
       // Attribution; config.headers can replace it (or add HTTP-Referer).
@@ -50,8 +48,7 @@ Json OpenAIProvider::Body(const CompletionRequest& request, const std::string& m
   if (!request.system.empty()) messages.push_back({{"role", "system"}, {"content", request.system}});
   for (const ChatMessage& m : request.messages) messages.push_back({{"role", m.role}, {"content", m.content}});
   Json body = {{"model", model}, {"messages", messages}};
-  std::optional<int> max_tokens = request.max_tokens ? request.max_tokens : config_.max_tokens;
-  if (max_tokens) {
+  if (std::optional<int> max_tokens = MaxTokens(request)) {
     // Reasoning models reject max_tokens on OpenAI; other servers may not know the new name.
     body[config_.type == ProviderType::kOpenAI ? "max_completion_tokens" : "max_tokens"] = *max_tokens;
   }
@@ -65,15 +62,7 @@ Json OpenAIProvider::Body(const CompletionRequest& request, const std::string& m
 }
 
 void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& state, const AttemptContext& ctx) const {
-  if (!chunk.is_object()) {
-    state.malformed = true;
-    state.malformed_what = "a chunk that is not a JSON object";
-    return;
-  }
-  if (auto e = chunk.find("error"); e != chunk.end() && !e->is_null()) {
-    state.inband_error = *e;
-    return;
-  }
+  if (TakeErrorOrMalformed(chunk, "a chunk that is not a JSON object", state)) return;
   Completion& c = state.completion;
   if (std::string model = JsonString(chunk, "model"); !model.empty()) c.model = model;
   if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
@@ -82,10 +71,7 @@ void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& s
   }
   auto choices = chunk.find("choices");
   if (choices == chunk.end() || !choices->is_array()) {
-    if (!streaming) {
-      state.malformed = true;
-      state.malformed_what = "no choices";
-    }
+    if (!streaming) state.MarkMalformed("no choices");
     return;  // the usage-only chunk has "choices": []
   }
   if (choices->empty()) return;
@@ -101,8 +87,7 @@ void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& s
       ReportText(ctx, c.text.size());
     }
   } else if (!streaming) {
-    state.malformed = true;
-    state.malformed_what = "no choices[0].message";
+    state.MarkMalformed("no choices[0].message");
   }
   if (std::string finish = JsonString(choice, "finish_reason"); !finish.empty()) c.finish_reason = finish;
 }
@@ -113,64 +98,49 @@ AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const Comp
   std::optional<std::string> model = ResolveModel(request, &early);
   if (!model) return early;
   std::optional<HttpRequest> req =
-      NewRequest("POST", config_.base_url + "/chat/completions", Headers(key, true), ctx, &early);
+      NewCompletionRequest(config_.base_url + "/chat/completions", key, Body(request, *model), ctx, &early);
   if (!req) return early;
-  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
-  req->body = Body(request, *model).dump(-1, ' ', false, Json::error_handler_t::replace);
 
   StreamState state;
   state.completion.model = *model;
-  HttpResult result;
-  if (config_.stream) {
-    result = SendSse(*req, [&](const SseEvent& event) {
-      if (state.done) return true;  // nothing counts after [DONE]
-      if (event.data == "[DONE]") {
-        state.done = true;
-        return true;  // read on to the end so the connection can be reused
-      }
-      Json chunk = Json::parse(event.data, nullptr, false);
-      if (chunk.is_discarded()) {
-        state.malformed = true;
-        state.malformed_what = "a chunk that is not JSON";
-        return false;
-      }
-      TakeChunk(chunk, true, state, ctx);
-      return !state.malformed && state.inband_error.is_null();
-    });
-  } else {
-    result = http_.Send(*req, nullptr);
-    if (result.status >= 200 && result.status <= 299) {
-      Json doc = Json::parse(result.body, nullptr, false);
-      if (doc.is_discarded()) {
-        state.malformed = true;
-        state.malformed_what = "a body that is not JSON";
-      } else {
-        TakeChunk(doc, false, state, ctx);
-      }
-      state.done = result.body_complete;
+  auto on_event = [&](const SseEvent& event) {
+    if (state.done) return true;  // nothing counts after [DONE]
+    if (event.data == "[DONE]") {
+      state.done = true;
+      return true;  // read on to the end so the connection can be reused
     }
-  }
+    Json chunk = Json::parse(event.data, nullptr, false);
+    if (chunk.is_discarded()) {
+      state.MarkMalformed("a chunk that is not JSON");
+      return false;
+    }
+    TakeChunk(chunk, true, state, ctx);
+    return !state.malformed && state.inband_error.is_null();
+  };
+  auto on_body = [&](Json doc) {
+    if (doc.is_discarded()) {
+      state.MarkMalformed("a body that is not JSON");
+    } else {
+      TakeChunk(doc, false, state, ctx);
+    }
+    state.done = true;  // no terminator in a whole body; SendCompletion clears this if it was cut
+  };
+  HttpResult result = SendCompletion(*req, state, on_event, on_body);
   // A finish_reason of "error" (OpenRouter) without an error object is still a failure.
   if (state.inband_error.is_null() && state.completion.finish_reason == "error") {
     state.inband_error = Json{{"message", "finish_reason error"}};
   }
-  AttemptOutcome outcome = Judge(result, state, ctx, "data: [DONE]");
-  if (outcome.outcome == Outcome::kOk) *out = std::move(state.completion);
-  return outcome;
+  return Finish(result, state, ctx, "data: [DONE]", out);
 }
 
 AttemptOutcome OpenAIProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) {
-  Json body;
-  if (!IsOpenRouter()) return GetJson(config_.base_url + "/models", Headers(key, false), ctx, &body);
+  if (!IsOpenRouter()) return GetJson(config_.base_url + "/models", key, ctx, nullptr);
   // OpenRouter's /models is public: /key is the call that validates the key.
-  AttemptOutcome outcome = GetJson(config_.base_url + "/key", Headers(key, false), ctx, &body);
+  Json body;
+  AttemptOutcome outcome = GetJson(config_.base_url + "/key", key, ctx, &body);
   if (outcome.outcome != Outcome::kOk) return outcome;
   const Json data = body.contains("data") ? body["data"] : Json();
-  if (!data.is_object()) {
-    outcome.outcome = Outcome::kServerError;
-    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data object";
-    return outcome;
-  }
+  if (!data.is_object()) return MalformedBody(outcome, "no data object");
   auto rem = data.find("limit_remaining");
   if (rem == data.end() || rem->is_null()) {
     out->credit_known_positive = true;  // no cap on this key
@@ -184,22 +154,9 @@ AttemptOutcome OpenAIProvider::CheckKey(const keypool::KeyLease& key, const Atte
 
 AttemptOutcome OpenAIProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                           std::vector<ModelInfo>* out) {
-  Json body;
-  AttemptOutcome outcome = GetJson(config_.base_url + "/models", Headers(key, false), ctx, &body);
-  if (outcome.outcome != Outcome::kOk) return outcome;
-  auto data = body.find("data");
-  if (data == body.end() || !data->is_array()) {
-    outcome.outcome = Outcome::kServerError;
-    outcome.message = std::to_string(outcome.status) + " with a malformed body: no data array";
-    return outcome;
-  }
-  out->clear();
-  for (const Json& m : *data) {
-    std::string id = JsonString(m, "id");
-    if (id.empty()) continue;
-    out->push_back(ModelInfo{id, JsonString(m, "name")});
-  }
-  return outcome;
+  return GetModels(
+      config_.base_url + "/models", key, ctx, "data",
+      [](const Json& m) { return ModelInfo{JsonString(m, "id"), JsonString(m, "name")}; }, out);
 }
 
 }  // namespace

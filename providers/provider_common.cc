@@ -36,6 +36,32 @@ int64_t JsonInt(const Json& obj, const char* key) {
   return it != obj.end() && it->is_number() ? it->get<int64_t>() : 0;
 }
 
+keypool::AttemptOutcome MalformedBody(keypool::AttemptOutcome outcome, std::string_view what) {
+  outcome.outcome = keypool::Outcome::kServerError;
+  outcome.message = std::to_string(outcome.status) + " with a malformed body: " + std::string(what);
+  return outcome;
+}
+
+bool TakeErrorOrMalformed(const Json& doc, std::string_view not_object_what, StreamState& state) {
+  if (!doc.is_object()) {
+    state.MarkMalformed(std::string(not_object_what));
+    return true;
+  }
+  if (auto e = doc.find("error"); e != doc.end() && !e->is_null()) {
+    state.inband_error = *e;
+    return true;
+  }
+  return false;
+}
+
+std::string JoinedSystemPrompt(const CompletionRequest& request) {
+  std::string system = request.system;
+  for (const ChatMessage& m : request.messages) {
+    if (m.role == "system") system += (system.empty() ? "" : "\n\n") + m.content;
+  }
+  return system;
+}
+
 std::optional<std::string> ProviderBase::ResolveModel(const CompletionRequest& request,
                                                       keypool::AttemptOutcome* error) const {
   if (!request.model.empty()) return request.model;
@@ -46,8 +72,7 @@ std::optional<std::string> ProviderBase::ResolveModel(const CompletionRequest& r
   return std::nullopt;
 }
 
-std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::string url,
-                                                    std::vector<std::pair<std::string, std::string>> headers,
+std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::string url, HeaderList headers,
                                                     const AttemptContext& ctx, keypool::AttemptOutcome* error) const {
   HttpRequest req;
   req.method = std::move(method);
@@ -77,9 +102,33 @@ std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::str
   return req;
 }
 
+std::optional<HttpRequest> ProviderBase::NewCompletionRequest(std::string url, const keypool::KeyLease& key,
+                                                              const Json& body, const AttemptContext& ctx,
+                                                              keypool::AttemptOutcome* error) const {
+  HeaderList headers = {{"Content-Type", "application/json"}};
+  for (auto& h : KeyHeaders(key)) headers.push_back(std::move(h));
+  std::optional<HttpRequest> req = NewRequest("POST", std::move(url), std::move(headers), ctx, error);
+  if (!req) return req;
+  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
+  req->body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
+  return req;
+}
+
 HttpResult ProviderBase::SendSse(const HttpRequest& request, const std::function<bool(const SseEvent&)>& on_event) {
   SseParser parser;
   return http_.Send(request, [&](std::string_view chunk) { return parser.Feed(chunk, on_event); });
+}
+
+HttpResult ProviderBase::SendCompletion(const HttpRequest& request, StreamState& state,
+                                        const std::function<bool(const SseEvent&)>& on_event,
+                                        const std::function<void(Json)>& on_body) {
+  if (config_.stream) return SendSse(request, on_event);
+  HttpResult result = http_.Send(request, nullptr);
+  if (result.status >= 200 && result.status <= 299) {
+    on_body(Json::parse(result.body, nullptr, false));
+    if (!result.body_complete) state.done = false;
+  }
+  return result;
 }
 
 keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const StreamState& state,
@@ -105,11 +154,7 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
     if (v.status == 0) v.status = result.status;
     return v;
   }
-  if (state.malformed) {
-    out.outcome = keypool::Outcome::kServerError;
-    out.message = std::to_string(result.status) + " with a malformed body: " + state.malformed_what;
-    return out;
-  }
+  if (state.malformed) return MalformedBody(out, state.malformed_what);
   if (!state.done && result.error != TransportError::kNone && result.error != TransportError::kAborted) {
     // A stall or timeout before the terminator. After it, the answer is whole and a
     // server that then holds the connection open costs us nothing.
@@ -131,11 +176,18 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
   return out;
 }
 
-keypool::AttemptOutcome ProviderBase::GetJson(const std::string& url,
-                                              std::vector<std::pair<std::string, std::string>> headers,
+keypool::AttemptOutcome ProviderBase::Finish(const HttpResult& result, StreamState& state,
+                                             const AttemptContext& ctx, std::string_view terminator,
+                                             Completion* out) const {
+  keypool::AttemptOutcome outcome = Judge(result, state, ctx, terminator);
+  if (outcome.outcome == keypool::Outcome::kOk) *out = std::move(state.completion);
+  return outcome;
+}
+
+keypool::AttemptOutcome ProviderBase::GetJson(const std::string& url, const keypool::KeyLease& key,
                                               const AttemptContext& ctx, Json* body) {
   keypool::AttemptOutcome out;
-  std::optional<HttpRequest> req = NewRequest("GET", url, std::move(headers), ctx, &out);
+  std::optional<HttpRequest> req = NewRequest("GET", url, KeyHeaders(key), ctx, &out);
   if (!req) return out;
   HttpResult result = http_.Send(*req, nullptr);
   StreamState state;
@@ -143,16 +195,34 @@ keypool::AttemptOutcome ProviderBase::GetJson(const std::string& url,
   if (result.status >= 200 && result.status <= 299 && result.error == TransportError::kNone) {
     Json doc = Json::parse(result.body, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) {
-      state.malformed = true;
-      state.malformed_what = "not a JSON object";
+      state.MarkMalformed("not a JSON object");
     } else if (doc.contains("error") && !doc["error"].is_null()) {
       state.inband_error = doc["error"];
-    } else {
+    } else if (body != nullptr) {
       *body = std::move(doc);
     }
   }
   state.completion.finish_reason = "n/a";  // a listing has no answer text to be empty
   return Judge(result, state, ctx, "the end of the body");
+}
+
+keypool::AttemptOutcome ProviderBase::GetModels(const std::string& url, const keypool::KeyLease& key,
+                                                const AttemptContext& ctx, const char* array_key,
+                                                const std::function<ModelInfo(const Json&)>& to_model,
+                                                std::vector<ModelInfo>* out) {
+  Json body;
+  keypool::AttemptOutcome outcome = GetJson(url, key, ctx, &body);
+  if (outcome.outcome != keypool::Outcome::kOk) return outcome;
+  auto models = body.find(array_key);
+  if (models == body.end() || !models->is_array()) {
+    return MalformedBody(outcome, "no " + std::string(array_key) + " array");
+  }
+  out->clear();
+  for (const Json& m : *models) {
+    ModelInfo info = to_model(m);
+    if (!info.id.empty()) out->push_back(std::move(info));
+  }
+  return outcome;
 }
 
 }  // namespace kpm::providers

@@ -1,7 +1,5 @@
 #include "server/config.h"
 
-#include <yaml-cpp/yaml.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
@@ -12,264 +10,32 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <span>
 #include <sstream>
+
+#include "server/config_document.h"
 
 namespace kpm::server {
 namespace {
 
 using providers::ProviderConfig;
 using providers::ProviderType;
+using Kind = ConfigDocument::Kind;
 
-// ---- A format-neutral document tree ----------------------------------------------------
-//
-// Both syntaxes become one tree with positions, so validation is written once and a
-// JSON file and its YAML twin load to the same Config. JSON is valid YAML, so JSON text
-// is checked strictly by nlohmann (its syntax errors are JSON's) and then read by
-// yaml-cpp for the line:column of every node; quoted scalars stay strings, plain ones
-// are typed by YAML's core schema, which for JSON gives JSON's own types.
+// Validation and mapping of the parsed document (config_document.h) to Config: the file
+// format is one tree with positions, so every check here is written once for JSON and YAML.
 
-struct Mark {
-  int line = 0;  ///< 1-based; 0 = unknown
-  int column = 0;
-};
-
-struct Value {
-  enum class Kind { kNull, kBool, kInt, kFloat, kString, kList, kMap };
-  Kind kind = Kind::kNull;
-  std::string text;                                    ///< scalars, as written
-  std::vector<Value> items;                            ///< kList
-  std::vector<std::pair<std::string, Value>> entries;  ///< kMap, in file order
-  std::vector<Mark> key_marks;                         ///< kMap, one per entry
-  Mark mark;
-};
-
-constexpr int kMaxDepth = 64;  // YAML aliases can make a cycle; nothing legit nests this deep
-
-std::string Describe(const Value& v) {
+std::string Describe(const ConfigDocument& v) {
   switch (v.kind) {
-    case Value::Kind::kNull: return "null";
-    case Value::Kind::kBool: return "true/false";
-    case Value::Kind::kInt:
-    case Value::Kind::kFloat: return "a number";
-    case Value::Kind::kString: return "a string";
-    case Value::Kind::kList: return "a list";
-    case Value::Kind::kMap: return "a map";
+    case Kind::kNull: return "null";
+    case Kind::kBool: return "true/false";
+    case Kind::kInt:
+    case Kind::kFloat: return "a number";
+    case Kind::kString: return "a string";
+    case Kind::kList: return "a list";
+    case Kind::kMap: return "a map";
   }
   return "something else";
-}
-
-/// Quotes a name or value for a message, unless it is long enough to be a pasted key
-/// (SPEC §4: no key material in errors).
-std::string Quote(std::string_view s) {
-  if (s.size() > 32) return "(a " + std::to_string(s.size()) + "-character value, not shown)";
-  return "\"" + std::string(s) + "\"";
-}
-
-std::string Location(std::string_view file, Mark m, std::string_view path) {
-  std::string out(file);
-  if (m.line > 0) out += ":" + std::to_string(m.line) + ":" + std::to_string(m.column);
-  out += ": ";
-  if (!path.empty()) out += std::string(path) + ": ";
-  return out;
-}
-
-Error ConfigError(std::string_view file, Mark m, std::string_view path, std::string_view message) {
-  return MakeError(ErrorKind::kConfig, Location(file, m, path) + std::string(message));
-}
-
-bool IsDigits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
-}
-
-/// YAML 1.2 core schema for an untagged plain scalar (yaml-cpp leaves that to us).
-Value::Kind ResolvePlain(std::string_view s) {
-  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
-    return Value::Kind::kBool;
-  }
-  std::string_view body = s;
-  if (!body.empty() && (body[0] == '-' || body[0] == '+')) body.remove_prefix(1);
-  if (IsDigits(body)) return Value::Kind::kInt;
-  if (body == ".inf" || body == ".Inf" || body == ".INF" || s == ".nan" || s == ".NaN" || s == ".NAN") {
-    return Value::Kind::kFloat;
-  }
-  // [0-9]* ( . [0-9]* )? ( [eE] [-+]? [0-9]+ )? with at least one mantissa digit.
-  size_t exp = body.find_first_of("eE");
-  std::string_view mantissa = body.substr(0, exp);
-  size_t dot = mantissa.find('.');
-  std::string_view whole = mantissa.substr(0, dot);
-  std::string_view frac = dot == std::string_view::npos ? std::string_view() : mantissa.substr(dot + 1);
-  bool mantissa_ok = (whole.empty() || IsDigits(whole)) && (frac.empty() || IsDigits(frac)) &&
-                     (!whole.empty() || !frac.empty());
-  if (!mantissa_ok) return Value::Kind::kString;
-  if (exp == std::string_view::npos) return Value::Kind::kFloat;
-  std::string_view e = body.substr(exp + 1);
-  if (!e.empty() && (e[0] == '-' || e[0] == '+')) e.remove_prefix(1);
-  return IsDigits(e) ? Value::Kind::kFloat : Value::Kind::kString;
-}
-
-Mark FromYamlMark(const YAML::Mark& m, Mark fallback) {
-  if (m.is_null() || m.line < 0 || m.column < 0) return fallback;
-  return Mark{m.line + 1, m.column + 1};
-}
-
-Result<Value> FromYaml(const YAML::Node& node, std::string_view file, const std::string& path, Mark fallback,
-                       int depth) {
-  if (depth > kMaxDepth) return ConfigError(file, fallback, path, "nested too deeply (a recursive YAML alias?)");
-  Value v;
-  v.mark = FromYamlMark(node.Mark(), fallback);
-  switch (node.Type()) {
-    case YAML::NodeType::Undefined:
-    case YAML::NodeType::Null:
-      v.kind = Value::Kind::kNull;
-      break;
-    case YAML::NodeType::Scalar:
-      v.text = node.Scalar();
-      // "?" = plain (untagged), "!" = quoted or block scalar: always a string.
-      v.kind = node.Tag() == "?" ? ResolvePlain(v.text) : Value::Kind::kString;
-      break;
-    case YAML::NodeType::Sequence: {
-      v.kind = Value::Kind::kList;
-      size_t i = 0;
-      for (const YAML::Node& child : node) {
-        auto item = FromYaml(child, file, path + "[" + std::to_string(i++) + "]", v.mark, depth + 1);
-        if (!item) return item.error();
-        v.items.push_back(std::move(item.value()));
-      }
-      break;
-    }
-    case YAML::NodeType::Map: {
-      v.kind = Value::Kind::kMap;
-      for (auto it = node.begin(); it != node.end(); ++it) {
-        Mark key_mark = FromYamlMark(it->first.Mark(), v.mark);
-        if (!it->first.IsScalar()) return ConfigError(file, key_mark, path, "map keys must be plain names");
-        std::string key = it->first.Scalar();
-        for (size_t j = 0; j < v.entries.size(); ++j) {
-          if (v.entries[j].first == key) {
-            return ConfigError(file, key_mark, path,
-                               "duplicate key " + Quote(key) + " (first at line " +
-                                   std::to_string(v.key_marks[j].line) + ")");
-          }
-        }
-        std::string child_path = path.empty() ? key : path + "." + key;
-        auto child = FromYaml(it->second, file, child_path, key_mark, depth + 1);
-        if (!child) return child.error();
-        v.entries.emplace_back(std::move(key), std::move(child.value()));
-        v.key_marks.push_back(key_mark);
-      }
-      break;
-    }
-  }
-  return v;
-}
-
-/// Only for JSON that yaml-cpp cannot read: the same tree without positions.
-Value FromJson(const nlohmann::ordered_json& j) {
-  Value v;
-  switch (j.type()) {
-    case nlohmann::json::value_t::null:
-    case nlohmann::json::value_t::discarded:
-      break;
-    case nlohmann::json::value_t::boolean:
-      v.kind = Value::Kind::kBool;
-      v.text = j.get<bool>() ? "true" : "false";
-      break;
-    case nlohmann::json::value_t::number_integer:
-    case nlohmann::json::value_t::number_unsigned:
-      v.kind = Value::Kind::kInt;
-      v.text = j.dump();
-      break;
-    case nlohmann::json::value_t::number_float:
-      v.kind = Value::Kind::kFloat;
-      v.text = j.dump();
-      break;
-    case nlohmann::json::value_t::string:
-      v.kind = Value::Kind::kString;
-      v.text = j.get<std::string>();
-      break;
-    case nlohmann::json::value_t::array:
-      v.kind = Value::Kind::kList;
-      for (const auto& item : j) v.items.push_back(FromJson(item));
-      break;
-    case nlohmann::json::value_t::object:
-      v.kind = Value::Kind::kMap;
-      for (auto it = j.begin(); it != j.end(); ++it) {
-        v.entries.emplace_back(it.key(), FromJson(it.value()));
-        v.key_marks.push_back(Mark{});
-      }
-      break;
-    case nlohmann::json::value_t::binary:
-      break;
-  }
-  return v;
-}
-
-/// nlohmann reports a 1-based byte count; turn it into line:column of the offending byte.
-Mark MarkFromOffset(std::string_view text, size_t byte) {
-  size_t offset = std::min(byte > 0 ? byte - 1 : 0, text.size());
-  Mark m{1, 1};
-  size_t line_start = 0;
-  for (size_t i = 0; i < offset; ++i) {
-    if (text[i] == '\n') {
-      ++m.line;
-      line_start = i + 1;
-    }
-  }
-  m.column = static_cast<int>(offset - line_start) + 1;
-  return m;
-}
-
-/// nlohmann's message minus its "last read: '...'" echo, which can hold a key.
-std::string JsonSyntaxMessage(const std::string& what) {
-  std::string msg = what;
-  size_t start = msg.find("syntax error");
-  if (start != std::string::npos) msg = msg.substr(start);
-  size_t last_read = msg.find("; last read: ");
-  if (last_read != std::string::npos) {
-    size_t expected = msg.rfind("; expected ");
-    msg.erase(last_read, expected != std::string::npos && expected > last_read ? expected - last_read
-                                                                                 : std::string::npos);
-  }
-  return msg;
-}
-
-bool LooksLikeJson(std::string_view text, std::string_view display_path) {
-  std::string ext = std::filesystem::path(std::string(display_path)).extension().string();
-  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  if (ext == ".json") return true;
-  if (ext == ".yaml" || ext == ".yml") return false;
-  size_t first = text.find_first_not_of(" \t\r\n");
-  if (text.substr(0, 3) == "\xEF\xBB\xBF") first = text.find_first_not_of(" \t\r\n", 3);
-  return first != std::string_view::npos && (text[first] == '{' || text[first] == '[');
-}
-
-Result<Value> ParseDocument(std::string_view text, std::string_view file, bool json) {
-  std::optional<nlohmann::ordered_json> parsed_json;
-  if (json) {
-    try {
-      parsed_json = nlohmann::ordered_json::parse(text);
-    } catch (const nlohmann::json::parse_error& e) {
-      return ConfigError(file, MarkFromOffset(text, e.byte), "", JsonSyntaxMessage(e.what()));
-    } catch (const nlohmann::json::exception&) {
-      return ConfigError(file, Mark{}, "", "not valid JSON");
-    }
-  }
-  std::vector<YAML::Node> docs;
-  try {
-    docs = YAML::LoadAll(std::string(text));
-  } catch (const YAML::Exception& e) {
-    // Valid JSON yaml-cpp cannot read: keep the values, lose the positions.
-    if (parsed_json) return FromJson(*parsed_json);
-    return ConfigError(file, FromYamlMark(e.mark, Mark{}), "", "YAML syntax error: " + e.msg);
-  }
-  if (docs.empty()) return ConfigError(file, Mark{}, "", "the file is empty");
-  if (docs.size() > 1) return ConfigError(file, Mark{}, "", "more than one YAML document; keep one");
-  try {
-    return FromYaml(docs[0], file, "", Mark{}, 0);
-  } catch (const YAML::Exception& e) {
-    return ConfigError(file, FromYamlMark(e.mark, Mark{}), "", "YAML error: " + e.msg);
-  }
 }
 
 // ---- Field names, hints ----------------------------------------------------------------
@@ -353,7 +119,7 @@ std::string DidYouMean(std::string_view unknown, Names known) {
 /// A provider name in a `default` / `fallback`, checked once every provider is known.
 struct ProviderRef {
   std::string name;
-  Mark mark;
+  ConfigMark mark;
   std::string path;
 };
 
@@ -361,34 +127,36 @@ class Loader {
  public:
   Loader(std::string_view file, const EnvLookup& env) : file_(file), env_(env) {}
 
-  Result<Config> Load(const Value& root);
+  Result<Config> Load(const ConfigDocument& root);
 
  private:
-  Error Fail(const Value& v, std::string_view path, std::string_view message) const {
+  Error Fail(const ConfigDocument& v, std::string_view path, std::string_view message) const {
     return ConfigError(file_, v.mark, path, message);
   }
-  Error Fail(Mark m, std::string_view path, std::string_view message) const {
+  Error Fail(ConfigMark m, std::string_view path, std::string_view message) const {
     return ConfigError(file_, m, path, message);
   }
-  Error WrongType(const Value& v, std::string_view path, std::string_view expected) const {
+  Error WrongType(const ConfigDocument& v, std::string_view path, std::string_view expected) const {
     return Fail(v, path, "expected " + std::string(expected) + ", got " + Describe(v));
   }
 
-  Status CheckFields(const Value& map, const std::string& path, Names known,
+  Status CheckFields(const ConfigDocument& map, const std::string& path, Names known,
                      const std::function<std::string(const std::string&)>& extra_hint) const;
-  Result<std::string> GetString(const Value& v, const std::string& path) const;
-  Result<std::string> GetEnum(const Value& v, const std::string& path, std::string_view what, Names valid) const;
-  Result<bool> GetBool(const Value& v, const std::string& path) const;
-  Result<int64_t> GetInt(const Value& v, const std::string& path, int64_t min, int64_t max) const;
-  Result<std::vector<ProviderRef>> GetNames(const Value& v, const std::string& path) const;
+  Result<std::string> GetString(const ConfigDocument& v, const std::string& path) const;
+  Result<std::string> GetEnum(const ConfigDocument& v, const std::string& path, std::string_view what,
+                              Names valid) const;
+  Result<bool> GetBool(const ConfigDocument& v, const std::string& path) const;
+  Result<int64_t> GetInt(const ConfigDocument& v, const std::string& path, int64_t min, int64_t max) const;
+  Result<std::vector<ProviderRef>> GetNames(const ConfigDocument& v, const std::string& path) const;
 
-  Result<ProviderConfig> LoadProvider(const std::string& name, Mark name_mark, const Value& body,
+  Result<ProviderConfig> LoadProvider(const std::string& name, ConfigMark name_mark, const ConfigDocument& body,
                                       const std::string& path);
-  Status LoadKeys(ProviderConfig& pc, const Value& v, const std::string& path);
-  Result<keypool::KeySpec> LoadKey(const ProviderConfig& pc, size_t n, const Value& v, const std::string& path);
-  Status ResolveSecret(const Value& v, const std::string& path, keypool::KeySpec& key);
-  Status LoadHeaders(ProviderConfig& pc, const Value& v, const std::string& path) const;
-  Status LoadFailover(keypool::FailoverPolicy& policy, const Value& v, const std::string& path) const;
+  Status LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path);
+  Result<keypool::KeySpec> LoadKey(const ProviderConfig& pc, size_t n, const ConfigDocument& v,
+                                   const std::string& path);
+  Status ResolveSecret(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key);
+  Status LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const;
+  Status LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const;
   Status CheckRefs(const std::vector<ProviderRef>& refs, const Config& config, const std::string& self) const;
 
   std::string file_;
@@ -398,9 +166,9 @@ class Loader {
 };
 
 /// The entry named `key`, or nullptr when it is absent or null (null counts as omitted).
-const Value* Find(const Value& map, std::string_view key) {
+const ConfigDocument* Find(const ConfigDocument& map, std::string_view key) {
   for (const auto& [k, v] : map.entries) {
-    if (k == key) return v.kind == Value::Kind::kNull ? nullptr : &v;
+    if (k == key) return v.kind == Kind::kNull ? nullptr : &v;
   }
   return nullptr;
 }
@@ -409,7 +177,7 @@ std::string Child(const std::string& path, std::string_view field) {
   return path.empty() ? std::string(field) : path + "." + std::string(field);
 }
 
-Status Loader::CheckFields(const Value& map, const std::string& path, Names known,
+Status Loader::CheckFields(const ConfigDocument& map, const std::string& path, Names known,
                            const std::function<std::string(const std::string&)>& extra_hint) const {
   for (size_t i = 0; i < map.entries.size(); ++i) {
     const std::string& name = map.entries[i].first;
@@ -417,38 +185,38 @@ Status Loader::CheckFields(const Value& map, const std::string& path, Names know
     std::string hint = extra_hint ? extra_hint(name) : "";
     if (hint.empty()) hint = DidYouMean(name, known);
     if (hint.empty()) hint = " (known fields: " + Join(known) + ")";
-    return Fail(map.key_marks[i], path, "unknown field " + Quote(name) + hint);
+    return Fail(map.key_marks[i], path, "unknown field " + QuoteForMessage(name) + hint);
   }
   return Ok{};
 }
 
-Result<std::string> Loader::GetString(const Value& v, const std::string& path) const {
+Result<std::string> Loader::GetString(const ConfigDocument& v, const std::string& path) const {
   // Numbers are accepted as written: `account: 12345` is a name in YAML, not arithmetic.
-  if (v.kind != Value::Kind::kString && v.kind != Value::Kind::kInt && v.kind != Value::Kind::kFloat) {
+  if (v.kind != Kind::kString && v.kind != Kind::kInt && v.kind != Kind::kFloat) {
     return WrongType(v, path, "a string");
   }
   if (v.text.empty()) return Fail(v, path, "must not be empty");
   return v.text;
 }
 
-Result<std::string> Loader::GetEnum(const Value& v, const std::string& path, std::string_view what,
+Result<std::string> Loader::GetEnum(const ConfigDocument& v, const std::string& path, std::string_view what,
                                     Names valid) const {
-  if (v.kind != Value::Kind::kString) {
+  if (v.kind != Kind::kString) {
     return WrongType(v, path, "one of " + Join(valid));
   }
   if (Contains(valid, v.text)) return v.text;
   return Fail(v, path,
-              "unknown " + std::string(what) + " " + Quote(v.text) + DidYouMean(v.text, valid) + " (valid: " +
+              "unknown " + std::string(what) + " " + QuoteForMessage(v.text) + DidYouMean(v.text, valid) + " (valid: " +
                   Join(valid) + ")");
 }
 
-Result<bool> Loader::GetBool(const Value& v, const std::string& path) const {
-  if (v.kind != Value::Kind::kBool) return WrongType(v, path, "true or false");
+Result<bool> Loader::GetBool(const ConfigDocument& v, const std::string& path) const {
+  if (v.kind != Kind::kBool) return WrongType(v, path, "true or false");
   return v.text[0] == 't' || v.text[0] == 'T';
 }
 
-Result<int64_t> Loader::GetInt(const Value& v, const std::string& path, int64_t min, int64_t max) const {
-  if (v.kind != Value::Kind::kInt) return WrongType(v, path, "a whole number");
+Result<int64_t> Loader::GetInt(const ConfigDocument& v, const std::string& path, int64_t min, int64_t max) const {
+  if (v.kind != Kind::kInt) return WrongType(v, path, "a whole number");
   std::string_view text = v.text;
   if (!text.empty() && text[0] == '+') text.remove_prefix(1);
   int64_t n = 0;
@@ -462,19 +230,19 @@ Result<int64_t> Loader::GetInt(const Value& v, const std::string& path, int64_t 
   return n;
 }
 
-Result<std::vector<ProviderRef>> Loader::GetNames(const Value& v, const std::string& path) const {
+Result<std::vector<ProviderRef>> Loader::GetNames(const ConfigDocument& v, const std::string& path) const {
   std::vector<ProviderRef> refs;
-  if (v.kind == Value::Kind::kString) {  // a single name, as a one-element list
+  if (v.kind == Kind::kString) {  // a single name, as a one-element list
     refs.push_back({v.text, v.mark, path});
     return refs;
   }
-  if (v.kind != Value::Kind::kList) return WrongType(v, path, "a list of provider names");
+  if (v.kind != Kind::kList) return WrongType(v, path, "a list of provider names");
   for (size_t i = 0; i < v.items.size(); ++i) {
     std::string item_path = path + "[" + std::to_string(i) + "]";
-    const Value& item = v.items[i];
-    if (item.kind != Value::Kind::kString) return WrongType(item, item_path, "a provider name");
+    const ConfigDocument& item = v.items[i];
+    if (item.kind != Kind::kString) return WrongType(item, item_path, "a provider name");
     for (const ProviderRef& r : refs) {
-      if (r.name == item.text) return Fail(item, item_path, Quote(item.text) + " is listed twice");
+      if (r.name == item.text) return Fail(item, item_path, QuoteForMessage(item.text) + " is listed twice");
     }
     refs.push_back({item.text, item.mark, item_path});
   }
@@ -483,31 +251,31 @@ Result<std::vector<ProviderRef>> Loader::GetNames(const Value& v, const std::str
 
 constexpr int64_t kMaxMs = 365LL * 24 * 3600 * 1000;  // one year: beyond it is a typo
 
-Result<Config> Loader::Load(const Value& root) {
-  if (root.kind == Value::Kind::kNull) return Fail(root, "", "the file is empty");
-  if (root.kind != Value::Kind::kMap) return WrongType(root, "", "a map at the top level");
+Result<Config> Loader::Load(const ConfigDocument& root) {
+  if (root.kind == Kind::kNull) return Fail(root, "", "the file is empty");
+  if (root.kind != Kind::kMap) return WrongType(root, "", "a map at the top level");
   auto top_hint = [](const std::string& name) -> std::string {
     if (Contains(kTypes, name) || name == "mcpServers") {
       return " — providers go under \"mcp\" (or \"providers\")";
     }
     if (Contains(kProviderFields, name) && name != "fallback") {
-      return " — " + Quote(name) + " is a provider field: put it under mcp.<provider>";
+      return " — " + QuoteForMessage(name) + " is a provider field: put it under mcp.<provider>";
     }
     return "";
   };
   if (auto s = CheckFields(root, "", kTopFields, top_hint); !s) return s.error();
 
-  const Value* mcp = nullptr;
+  const ConfigDocument* mcp = nullptr;
   std::string root_name;
   for (std::string_view name : {"mcp", "providers"}) {
-    const Value* v = Find(root, name);
+    const ConfigDocument* v = Find(root, name);
     if (!v) continue;
     if (mcp) return Fail(*v, "", "both \"mcp\" and \"providers\" are given; use one");
     mcp = v;
     root_name = name;
   }
   if (!mcp) return Fail(root, "", "no providers: add a \"mcp\" (or \"providers\") map with at least one provider");
-  if (mcp->kind != Value::Kind::kMap) return WrongType(*mcp, root_name, "a map of provider names to settings");
+  if (mcp->kind != Kind::kMap) return WrongType(*mcp, root_name, "a map of provider names to settings");
   if (mcp->entries.empty()) return Fail(*mcp, root_name, "no providers: name at least one");
 
   Config config;
@@ -519,19 +287,19 @@ Result<Config> Loader::Load(const Value& root) {
     config.providers.push_back(std::move(pc.value()));
   }
 
-  if (const Value* v = Find(root, "logLevel")) {
+  if (const ConfigDocument* v = Find(root, "logLevel")) {
     auto level = GetEnum(*v, "logLevel", "log level", kLogLevels);
     if (!level) return level.error();
     config.log_level = level.value();
   }
-  if (const Value* v = Find(root, "default")) {
-    if (v->kind != Value::Kind::kString) return WrongType(*v, "default", "a provider name");
+  if (const ConfigDocument* v = Find(root, "default")) {
+    if (v->kind != Kind::kString) return WrongType(*v, "default", "a provider name");
     if (auto s = CheckRefs({ProviderRef{v->text, v->mark, "default"}}, config, ""); !s) return s.error();
     config.default_provider = v->text;
   } else {
     config.default_provider = config.providers.front().name;
   }
-  if (const Value* v = Find(root, "fallback")) {
+  if (const ConfigDocument* v = Find(root, "fallback")) {
     auto refs = GetNames(*v, "fallback");
     if (!refs) return refs.error();
     if (auto s = CheckRefs(refs.value(), config, ""); !s) return s.error();
@@ -553,32 +321,34 @@ Status Loader::CheckRefs(const std::vector<ProviderRef>& refs, const Config& con
     std::vector<std::string_view> names;
     for (const ProviderConfig& pc : config.providers) names.push_back(pc.name);
     return Fail(r.mark, r.path,
-                "no provider named " + Quote(r.name) + DidYouMean(r.name, names) + " (providers: " + Join(names) +
-                    ")");
+                "no provider named " + QuoteForMessage(r.name) + DidYouMean(r.name, names) +
+                    " (providers: " + Join(names) + ")");
   }
   return Ok{};
 }
 
-Result<ProviderConfig> Loader::LoadProvider(const std::string& name, Mark name_mark, const Value& body,
+Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark name_mark, const ConfigDocument& body,
                                             const std::string& path) {
   if (name.empty() || name.size() > 64 ||
       !std::all_of(name.begin(), name.end(), [](unsigned char c) { return std::isgraph(c); })) {
     return Fail(name_mark, path, "a provider name must be 1 to 64 visible characters without spaces");
   }
-  Value empty;
-  empty.kind = Value::Kind::kMap;
+  ConfigDocument empty;
+  empty.kind = Kind::kMap;
   empty.mark = body.mark;
-  const Value& map = body.kind == Value::Kind::kNull ? empty : body;
-  if (map.kind != Value::Kind::kMap) return WrongType(map, path, "a map of provider settings");
+  const ConfigDocument& map = body.kind == Kind::kNull ? empty : body;
+  if (map.kind != Kind::kMap) return WrongType(map, path, "a map of provider settings");
   auto provider_hint = [](const std::string& field) -> std::string {
-    if (Contains(kFailoverFields, field)) return " — " + Quote(field) + " belongs in the \"failover\" block";
+    if (Contains(kFailoverFields, field)) {
+      return " — " + QuoteForMessage(field) + " belongs in the \"failover\" block";
+    }
     return "";
   };
   if (auto s = CheckFields(map, path, kProviderFields, provider_hint); !s) return s.error();
 
   ProviderConfig pc;
   pc.name = name;
-  if (const Value* v = Find(map, "type")) {
+  if (const ConfigDocument* v = Find(map, "type")) {
     auto type = GetEnum(*v, Child(path, "type"), "provider type", kTypes);
     if (!type) return type.error();
     pc.type = *providers::ParseProviderType(type.value());
@@ -590,7 +360,7 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, Mark name_m
   const std::string type_name(providers::ProviderTypeName(pc.type));
 
   pc.base_url = providers::DefaultBaseUrl(pc.type);
-  if (const Value* v = Find(map, "baseUrl")) {
+  if (const ConfigDocument* v = Find(map, "baseUrl")) {
     auto url = GetString(*v, Child(path, "baseUrl"));
     if (!url) return url.error();
     std::string u = url.value();
@@ -603,33 +373,33 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, Mark name_m
     return Fail(name_mark, path, "\"baseUrl\" is required for type openai-compatible (e.g. http://localhost:11434/v1)");
   }
 
-  if (const Value* v = Find(map, "apiKey")) {
+  if (const ConfigDocument* v = Find(map, "apiKey")) {
     if (auto s = LoadKeys(pc, *v, Child(path, "apiKey")); !s) return s.error();
   } else if (pc.type != ProviderType::kOpenAICompatible && pc.base_url == providers::DefaultBaseUrl(pc.type)) {
-    warnings_.push_back(Location(file_, name_mark, path) + "no apiKey: requests to " + pc.base_url +
+    warnings_.push_back(ConfigLocation(file_, name_mark, path) + "no apiKey: requests to " + pc.base_url +
                         " go out without authentication");
   }
-  if (const Value* v = Find(map, "model")) {
+  if (const ConfigDocument* v = Find(map, "model")) {
     auto model = GetString(*v, Child(path, "model"));
     if (!model) return model.error();
     pc.model = model.value();
   }
   if (pc.type == ProviderType::kAnthropic) pc.max_tokens = 4096;
-  if (const Value* v = Find(map, "maxTokens")) {
+  if (const ConfigDocument* v = Find(map, "maxTokens")) {
     auto n = GetInt(*v, Child(path, "maxTokens"), 1, INT_MAX);
     if (!n) return n.error();
     pc.max_tokens = static_cast<int>(n.value());
   }
-  if (const Value* v = Find(map, "headers")) {
+  if (const ConfigDocument* v = Find(map, "headers")) {
     if (auto s = LoadHeaders(pc, *v, Child(path, "headers")); !s) return s.error();
   }
-  if (const Value* v = Find(map, "strategy")) {
+  if (const ConfigDocument* v = Find(map, "strategy")) {
     auto s = GetEnum(*v, Child(path, "strategy"), "strategy", kStrategies);
     if (!s) return s.error();
     pc.failover.strategy = s.value() == "round-robin" ? keypool::Strategy::kRoundRobin : keypool::Strategy::kSequential;
   }
   for (auto [field, target] : {std::pair{"stream", &pc.stream}, std::pair{"healthCheck", &pc.health_check}}) {
-    if (const Value* v = Find(map, field)) {
+    if (const ConfigDocument* v = Find(map, field)) {
       auto b = GetBool(*v, Child(path, field));
       if (!b) return b.error();
       *target = b.value();
@@ -639,28 +409,28 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, Mark name_m
                                std::pair{"firstByteTimeoutMs", &pc.first_byte_timeout_ms},
                                std::pair{"idleTimeoutMs", &pc.idle_timeout_ms},
                                std::pair{"deadlineMs", &pc.failover.deadline_ms}}) {
-    if (const Value* v = Find(map, field)) {
+    if (const ConfigDocument* v = Find(map, field)) {
       auto n = GetInt(*v, Child(path, field), 1, kMaxMs);
       if (!n) return n.error();
       *target = n.value();
     }
   }
-  if (const Value* v = Find(map, "fallback")) {
+  if (const ConfigDocument* v = Find(map, "fallback")) {
     auto refs = GetNames(*v, Child(path, "fallback"));
     if (!refs) return refs.error();
     pc.fallback.emplace();
     for (const ProviderRef& r : refs.value()) pc.fallback->push_back(r.name);
     provider_fallbacks_[name] = std::move(refs.value());
   }
-  if (const Value* v = Find(map, "failover")) {
+  if (const ConfigDocument* v = Find(map, "failover")) {
     if (auto s = LoadFailover(pc.failover, *v, Child(path, "failover")); !s) return s.error();
   }
   return pc;
 }
 
-Status Loader::LoadKeys(ProviderConfig& pc, const Value& v, const std::string& path) {
-  std::vector<std::pair<const Value*, std::string>> elements;
-  if (v.kind == Value::Kind::kList) {
+Status Loader::LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) {
+  std::vector<std::pair<const ConfigDocument*, std::string>> elements;
+  if (v.kind == Kind::kList) {
     if (v.items.empty()) {
       return Fail(v, path, "an empty list: give at least one key, or omit apiKey for a server without authentication");
     }
@@ -677,10 +447,10 @@ Status Loader::LoadKeys(ProviderConfig& pc, const Value& v, const std::string& p
     for (size_t j = 0; j < pc.keys.size(); ++j) {
       if (pc.keys[j].label == key->label) {
         return Fail(*element, element_path,
-                    "duplicate key name " + Quote(key->label) + " (also " + elements[j].second + ")");
+                    "duplicate key name " + QuoteForMessage(key->label) + " (also " + elements[j].second + ")");
       }
       if (!key->secret.empty() && pc.keys[j].secret == key->secret) {
-        warnings_.push_back(Location(file_, element->mark, element_path) + "the same key as " +
+        warnings_.push_back(ConfigLocation(file_, element->mark, element_path) + "the same key as " +
                             elements[j].second + " (" + pc.keys[j].label + ")");
       }
     }
@@ -689,34 +459,36 @@ Status Loader::LoadKeys(ProviderConfig& pc, const Value& v, const std::string& p
   return Ok{};
 }
 
-Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, const Value& v, const std::string& path) {
+Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, const ConfigDocument& v,
+                                         const std::string& path) {
   keypool::KeySpec key;
   key.label = pc.name + "#" + std::to_string(n);
-  const Value* secret = &v;
+  const ConfigDocument* secret = &v;
   std::string secret_path = path;
-  if (v.kind == Value::Kind::kMap) {
+  if (v.kind == Kind::kMap) {
     // Field names of a key object are not quoted when unknown: a pasted key might be one.
     for (size_t i = 0; i < v.entries.size(); ++i) {
       if (Contains(kKeyFields, v.entries[i].first)) continue;
       std::string hint = v.entries[i].first.size() <= 32 ? DidYouMean(v.entries[i].first, kKeyFields) : "";
-      return Fail(v.key_marks[i], path,
-                  "unknown field " + Quote(v.entries[i].first) + hint + " (a key object has: key, name, account)");
+      return Fail(
+          v.key_marks[i], path,
+          "unknown field " + QuoteForMessage(v.entries[i].first) + hint + " (a key object has: key, name, account)");
     }
     secret = Find(v, "key");
     secret_path = Child(path, "key");
     if (!secret) return Fail(v, path, "missing \"key\" (the key itself, or $VARIABLE)");
-    if (const Value* name = Find(v, "name")) {
+    if (const ConfigDocument* name = Find(v, "name")) {
       auto label = GetString(*name, Child(path, "name"));
       if (!label) return label.error();
       key.label = label.value();
     }
-    if (const Value* account = Find(v, "account")) {
+    if (const ConfigDocument* account = Find(v, "account")) {
       auto a = GetString(*account, Child(path, "account"));
       if (!a) return a.error();
       key.account = a.value();
     }
   }
-  if (secret->kind != Value::Kind::kString) {
+  if (secret->kind != Kind::kString) {
     return WrongType(*secret, secret_path,
                      secret == &v ? "a string or an object {key, name, account}" : "a string (the key or $VARIABLE)");
   }
@@ -734,7 +506,7 @@ bool IsHeaderSafe(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](unsigned char c) { return c > 0x20 && c < 0x7f; });
 }
 
-Status Loader::ResolveSecret(const Value& v, const std::string& path, keypool::KeySpec& key) {
+Status Loader::ResolveSecret(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key) {
   const std::string& text = v.text;
   if (text.empty()) return Fail(v, path, "an empty key: give the key or a $VARIABLE, or remove the element");
   if (text[0] != '$') {
@@ -766,12 +538,13 @@ Status Loader::ResolveSecret(const Value& v, const std::string& path, keypool::K
     key.secret = *value;
     return Ok{};
   }
-  warnings_.push_back(Location(file_, v.mark, path) + key.disabled_reason + "; key " + key.label + " is disabled");
+  warnings_.push_back(ConfigLocation(file_, v.mark, path) + key.disabled_reason + "; key " + key.label +
+                      " is disabled");
   return Ok{};
 }
 
-Status Loader::LoadHeaders(ProviderConfig& pc, const Value& v, const std::string& path) const {
-  if (v.kind != Value::Kind::kMap) return WrongType(v, path, "a map of header names to values");
+Status Loader::LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const {
+  if (v.kind != Kind::kMap) return WrongType(v, path, "a map of header names to values");
   std::map<std::string, std::string> seen;  // lower-case name -> as written
   for (size_t i = 0; i < v.entries.size(); ++i) {
     const auto& [name, value] = v.entries[i];
@@ -779,14 +552,15 @@ Status Loader::LoadHeaders(ProviderConfig& pc, const Value& v, const std::string
     bool token = !name.empty() && std::all_of(name.begin(), name.end(), [](unsigned char c) {
       return std::isalnum(c) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
     });
-    if (!token) return Fail(v.key_marks[i], path, "not a valid HTTP header name: " + Quote(name));
+    if (!token) return Fail(v.key_marks[i], path, "not a valid HTTP header name: " + QuoteForMessage(name));
     std::string folded(name);
     std::transform(folded.begin(), folded.end(), folded.begin(), [](unsigned char c) { return std::tolower(c); });
     if (auto it = seen.find(folded); it != seen.end()) {
-      return Fail(v.key_marks[i], path, "header " + Quote(name) + " is given twice (also " + Quote(it->second) + ")");
+      return Fail(v.key_marks[i], path,
+                  "header " + QuoteForMessage(name) + " is given twice (also " + QuoteForMessage(it->second) + ")");
     }
     seen.emplace(folded, name);
-    if (value.kind == Value::Kind::kNull || value.kind == Value::Kind::kList || value.kind == Value::Kind::kMap) {
+    if (value.kind == Kind::kNull || value.kind == Kind::kList || value.kind == Kind::kMap) {
       return WrongType(value, value_path, "a string");
     }
     if (value.text.find_first_of("\r\n", 0) != std::string::npos || value.text.find('\0') != std::string::npos) {
@@ -797,10 +571,12 @@ Status Loader::LoadHeaders(ProviderConfig& pc, const Value& v, const std::string
   return Ok{};
 }
 
-Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const Value& v, const std::string& path) const {
-  if (v.kind != Value::Kind::kMap) return WrongType(v, path, "a map of failover settings");
+Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const {
+  if (v.kind != Kind::kMap) return WrongType(v, path, "a map of failover settings");
   auto hint = [](const std::string& field) -> std::string {
-    if (Contains(kProviderFields, field)) return " — " + Quote(field) + " is a provider field, not a failover one";
+    if (Contains(kProviderFields, field)) {
+      return " — " + QuoteForMessage(field) + " is a provider field, not a failover one";
+    }
     return "";
   };
   if (auto s = CheckFields(v, path, kFailoverFields, hint); !s) return s.error();
@@ -822,7 +598,7 @@ Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const Value& v, con
       {"maxInFlight", 1, 100000, nullptr, &policy.max_in_flight},
   };
   for (const Field& f : fields) {
-    const Value* field = Find(v, f.name);
+    const ConfigDocument* field = Find(v, f.name);
     if (!field) continue;
     auto n = GetInt(*field, Child(path, f.name), f.min, f.max);
     if (!n) return n.error();
@@ -830,9 +606,9 @@ Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const Value& v, con
     if (f.target32) *f.target32 = static_cast<int>(n.value());
   }
   if (policy.rate_limit_cooldown_max_ms < policy.rate_limit_cooldown_ms) {
-    const Value* max = Find(v, "rateLimitCooldownMaxMs");
-    const Value* min = Find(v, "rateLimitCooldownMs");
-    const Value& at = max ? *max : *min;
+    const ConfigDocument* max = Find(v, "rateLimitCooldownMaxMs");
+    const ConfigDocument* min = Find(v, "rateLimitCooldownMs");
+    const ConfigDocument& at = max ? *max : *min;
     return Fail(at, Child(path, max ? "rateLimitCooldownMaxMs" : "rateLimitCooldownMs"),
                 "rateLimitCooldownMaxMs (" + std::to_string(policy.rate_limit_cooldown_max_ms) +
                     ") is below rateLimitCooldownMs (" + std::to_string(policy.rate_limit_cooldown_ms) + ")");
@@ -862,7 +638,7 @@ EnvLookup ProcessEnv() {
 }
 
 Result<Config> ParseConfigText(std::string_view text, std::string_view display_path, const EnvLookup& env) {
-  auto root = ParseDocument(text, display_path, LooksLikeJson(text, display_path));
+  auto root = ParseConfigDocument(text, display_path);
   if (!root) return root.error();
   return Loader(display_path, env).Load(root.value());
 }

@@ -9,9 +9,6 @@
 namespace kpm::providers {
 namespace {
 
-using keypool::Outcome;
-using keypool::OutcomeName;
-using nlohmann::json;
 using namespace testing;  // NOLINT(google-build-using-namespace)
 
 // Modelled on the documented Messages streaming event sequence, with CRLF here and there.

@@ -9,9 +9,6 @@
 namespace kpm::providers {
 namespace {
 
-using keypool::Outcome;
-using keypool::OutcomeName;
-using nlohmann::json;
 using namespace testing;  // NOLINT(google-build-using-namespace)
 
 // Modelled on GenerateContentResponse chunks; CRLF framing as Gemini sends it.

@@ -9,9 +9,6 @@
 namespace kpm::providers {
 namespace {
 
-using keypool::Outcome;
-using keypool::OutcomeName;
-using nlohmann::json;
 using namespace testing;  // NOLINT(google-build-using-namespace)
 
 // A stream modelled on OpenAI's documented chunk shape, split at awkward places.

@@ -1,15 +1,24 @@
 #pragma once
-/// Shared bits of the adapter tests: keys, configs, a fixture with a FakeHttpClient.
+/// Shared bits of the adapter tests: the names they use, keys, configs, a fixture with
+/// a FakeHttpClient. A test file opens with `using namespace testing;` inside its
+/// anonymous namespace in kpm::providers.
 
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "keypool/outcome.h"
 #include "providers/provider.h"
 #include "tests/unit/providers/fake_http_client.h"
 
 namespace kpm::providers::testing {
+
+using keypool::Outcome;
+using keypool::OutcomeName;
+using nlohmann::json;
 
 inline keypool::KeyLease Key(std::string secret) {
   keypool::KeyLease k;

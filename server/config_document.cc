@@ -1,0 +1,239 @@
+#include "server/config_document.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+namespace kpm::server {
+namespace {
+
+// JSON is valid YAML, so JSON text is checked strictly by nlohmann (its syntax errors
+// are JSON's) and then read by yaml-cpp for the line:column of every node; quoted
+// scalars stay strings, plain ones are typed by YAML's core schema, which for JSON
+// gives JSON's own types.
+
+using Kind = ConfigDocument::Kind;
+
+constexpr int kMaxDepth = 64;  // YAML aliases can make a cycle; nothing legit nests this deep
+
+bool IsDigits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
+}
+
+/// YAML 1.2 core schema for an untagged plain scalar (yaml-cpp leaves that to us).
+Kind ResolvePlain(std::string_view s) {
+  if (s == "true" || s == "True" || s == "TRUE" || s == "false" || s == "False" || s == "FALSE") {
+    return Kind::kBool;
+  }
+  std::string_view body = s;
+  if (!body.empty() && (body[0] == '-' || body[0] == '+')) body.remove_prefix(1);
+  if (IsDigits(body)) return Kind::kInt;
+  if (body == ".inf" || body == ".Inf" || body == ".INF" || s == ".nan" || s == ".NaN" || s == ".NAN") {
+    return Kind::kFloat;
+  }
+  // [0-9]* ( . [0-9]* )? ( [eE] [-+]? [0-9]+ )? with at least one mantissa digit.
+  size_t exp = body.find_first_of("eE");
+  std::string_view mantissa = body.substr(0, exp);
+  size_t dot = mantissa.find('.');
+  std::string_view whole = mantissa.substr(0, dot);
+  std::string_view frac = dot == std::string_view::npos ? std::string_view() : mantissa.substr(dot + 1);
+  bool mantissa_ok = (whole.empty() || IsDigits(whole)) && (frac.empty() || IsDigits(frac)) &&
+                     (!whole.empty() || !frac.empty());
+  if (!mantissa_ok) return Kind::kString;
+  if (exp == std::string_view::npos) return Kind::kFloat;
+  std::string_view e = body.substr(exp + 1);
+  if (!e.empty() && (e[0] == '-' || e[0] == '+')) e.remove_prefix(1);
+  return IsDigits(e) ? Kind::kFloat : Kind::kString;
+}
+
+ConfigMark FromYamlMark(const YAML::Mark& m, ConfigMark fallback) {
+  if (m.is_null() || m.line < 0 || m.column < 0) return fallback;
+  return ConfigMark{m.line + 1, m.column + 1};
+}
+
+Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, const std::string& path,
+                                ConfigMark fallback, int depth) {
+  if (depth > kMaxDepth) return ConfigError(file, fallback, path, "nested too deeply (a recursive YAML alias?)");
+  ConfigDocument v;
+  v.mark = FromYamlMark(node.Mark(), fallback);
+  switch (node.Type()) {
+    case YAML::NodeType::Undefined:
+    case YAML::NodeType::Null:
+      v.kind = Kind::kNull;
+      break;
+    case YAML::NodeType::Scalar:
+      v.text = node.Scalar();
+      // "?" = plain (untagged), "!" = quoted or block scalar: always a string.
+      v.kind = node.Tag() == "?" ? ResolvePlain(v.text) : Kind::kString;
+      break;
+    case YAML::NodeType::Sequence: {
+      v.kind = Kind::kList;
+      size_t i = 0;
+      for (const YAML::Node& child : node) {
+        auto item = FromYaml(child, file, path + "[" + std::to_string(i++) + "]", v.mark, depth + 1);
+        if (!item) return item.error();
+        v.items.push_back(std::move(item.value()));
+      }
+      break;
+    }
+    case YAML::NodeType::Map: {
+      v.kind = Kind::kMap;
+      for (auto it = node.begin(); it != node.end(); ++it) {
+        ConfigMark key_mark = FromYamlMark(it->first.Mark(), v.mark);
+        if (!it->first.IsScalar()) return ConfigError(file, key_mark, path, "map keys must be plain names");
+        std::string key = it->first.Scalar();
+        for (size_t j = 0; j < v.entries.size(); ++j) {
+          if (v.entries[j].first == key) {
+            return ConfigError(file, key_mark, path,
+                               "duplicate key " + QuoteForMessage(key) + " (first at line " +
+                                   std::to_string(v.key_marks[j].line) + ")");
+          }
+        }
+        std::string child_path = path.empty() ? key : path + "." + key;
+        auto child = FromYaml(it->second, file, child_path, key_mark, depth + 1);
+        if (!child) return child.error();
+        v.entries.emplace_back(std::move(key), std::move(child.value()));
+        v.key_marks.push_back(key_mark);
+      }
+      break;
+    }
+  }
+  return v;
+}
+
+/// Only for JSON that yaml-cpp cannot read: the same tree without positions.
+ConfigDocument FromJson(const nlohmann::ordered_json& j) {
+  ConfigDocument v;
+  switch (j.type()) {
+    case nlohmann::json::value_t::null:
+    case nlohmann::json::value_t::discarded:
+      break;
+    case nlohmann::json::value_t::boolean:
+      v.kind = Kind::kBool;
+      v.text = j.get<bool>() ? "true" : "false";
+      break;
+    case nlohmann::json::value_t::number_integer:
+    case nlohmann::json::value_t::number_unsigned:
+      v.kind = Kind::kInt;
+      v.text = j.dump();
+      break;
+    case nlohmann::json::value_t::number_float:
+      v.kind = Kind::kFloat;
+      v.text = j.dump();
+      break;
+    case nlohmann::json::value_t::string:
+      v.kind = Kind::kString;
+      v.text = j.get<std::string>();
+      break;
+    case nlohmann::json::value_t::array:
+      v.kind = Kind::kList;
+      for (const auto& item : j) v.items.push_back(FromJson(item));
+      break;
+    case nlohmann::json::value_t::object:
+      v.kind = Kind::kMap;
+      for (auto it = j.begin(); it != j.end(); ++it) {
+        v.entries.emplace_back(it.key(), FromJson(it.value()));
+        v.key_marks.push_back(ConfigMark{});
+      }
+      break;
+    case nlohmann::json::value_t::binary:
+      break;
+  }
+  return v;
+}
+
+/// nlohmann reports a 1-based byte count; turn it into line:column of the offending byte.
+ConfigMark MarkFromOffset(std::string_view text, size_t byte) {
+  size_t offset = std::min(byte > 0 ? byte - 1 : 0, text.size());
+  ConfigMark m{1, 1};
+  size_t line_start = 0;
+  for (size_t i = 0; i < offset; ++i) {
+    if (text[i] == '\n') {
+      ++m.line;
+      line_start = i + 1;
+    }
+  }
+  m.column = static_cast<int>(offset - line_start) + 1;
+  return m;
+}
+
+/// nlohmann's message minus its "last read: '...'" echo, which can hold a key.
+std::string JsonSyntaxMessage(const std::string& what) {
+  std::string msg = what;
+  size_t start = msg.find("syntax error");
+  if (start != std::string::npos) msg = msg.substr(start);
+  size_t last_read = msg.find("; last read: ");
+  if (last_read != std::string::npos) {
+    size_t expected = msg.rfind("; expected ");
+    msg.erase(last_read, expected != std::string::npos && expected > last_read ? expected - last_read
+                                                                                 : std::string::npos);
+  }
+  return msg;
+}
+
+bool LooksLikeJson(std::string_view text, std::string_view display_path) {
+  std::string ext = std::filesystem::path(std::string(display_path)).extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
+  if (ext == ".json") return true;
+  if (ext == ".yaml" || ext == ".yml") return false;
+  size_t first = text.find_first_not_of(" \t\r\n");
+  if (text.substr(0, 3) == "\xEF\xBB\xBF") first = text.find_first_not_of(" \t\r\n", 3);
+  return first != std::string_view::npos && (text[first] == '{' || text[first] == '[');
+}
+
+Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view file, bool json) {
+  std::optional<nlohmann::ordered_json> parsed_json;
+  if (json) {
+    try {
+      parsed_json = nlohmann::ordered_json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+      return ConfigError(file, MarkFromOffset(text, e.byte), "", JsonSyntaxMessage(e.what()));
+    } catch (const nlohmann::json::exception&) {
+      return ConfigError(file, ConfigMark{}, "", "not valid JSON");
+    }
+  }
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    // Valid JSON yaml-cpp cannot read: keep the values, lose the positions.
+    if (parsed_json) return FromJson(*parsed_json);
+    return ConfigError(file, FromYamlMark(e.mark, ConfigMark{}), "", "YAML syntax error: " + e.msg);
+  }
+  if (docs.empty()) return ConfigError(file, ConfigMark{}, "", "the file is empty");
+  if (docs.size() > 1) return ConfigError(file, ConfigMark{}, "", "more than one YAML document; keep one");
+  try {
+    return FromYaml(docs[0], file, "", ConfigMark{}, 0);
+  } catch (const YAML::Exception& e) {
+    return ConfigError(file, FromYamlMark(e.mark, ConfigMark{}), "", "YAML error: " + e.msg);
+  }
+}
+
+}  // namespace
+
+Result<ConfigDocument> ParseConfigDocument(std::string_view text, std::string_view display_path) {
+  return ParseDocument(text, display_path, LooksLikeJson(text, display_path));
+}
+
+std::string ConfigLocation(std::string_view file, ConfigMark mark, std::string_view path) {
+  std::string out(file);
+  if (mark.line > 0) out += ":" + std::to_string(mark.line) + ":" + std::to_string(mark.column);
+  out += ": ";
+  if (!path.empty()) out += std::string(path) + ": ";
+  return out;
+}
+
+Error ConfigError(std::string_view file, ConfigMark mark, std::string_view path, std::string_view message) {
+  return MakeError(ErrorKind::kConfig, ConfigLocation(file, mark, path) + std::string(message));
+}
+
+std::string QuoteForMessage(std::string_view s) {
+  if (s.size() > 32) return "(a " + std::to_string(s.size()) + "-character value, not shown)";
+  return "\"" + std::string(s) + "\"";
+}
+
+}  // namespace kpm::server

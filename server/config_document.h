@@ -1,0 +1,52 @@
+#pragma once
+/// The config file as a format-neutral tree with positions: JSON and YAML text both
+/// become a ConfigDocument, so validation (config.cc) is written once and a JSON file and
+/// its YAML twin load to the same Config. The only place that knows yaml-cpp.
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "common/result.h"
+
+namespace kpm::server {
+
+/// Where a node or map key stands in the file.
+struct ConfigMark {
+  int line = 0;  ///< 1-based; 0 = unknown
+  int column = 0;
+};
+
+/// A parsed config file, or any node inside it. Scalars keep their text as written and
+/// a kind from YAML's core schema (quoted scalars are always kString), so JSON's own
+/// types come out for JSON text.
+struct ConfigDocument {
+  enum class Kind { kNull, kBool, kInt, kFloat, kString, kList, kMap };
+  Kind kind = Kind::kNull;
+  std::string text;                                             ///< scalars, as written
+  std::vector<ConfigDocument> items;                            ///< kList
+  std::vector<std::pair<std::string, ConfigDocument>> entries;  ///< kMap, in file order
+  std::vector<ConfigMark> key_marks;                            ///< kMap, one per entry
+  ConfigMark mark;
+};
+
+/// Parses `text` as JSON or YAML: JSON when `display_path` ends in .json, YAML for
+/// .yaml/.yml, else JSON when the content starts with `{` or `[`. JSON is checked strictly
+/// (its syntax errors are JSON's), then read through yaml-cpp for positions; JSON that
+/// yaml-cpp cannot read keeps its values without positions. Errors are kConfig, worded
+/// as ConfigError; duplicate map keys, several YAML documents, an empty file and nesting
+/// past 64 levels (a recursive alias) are errors. Never throws.
+Result<ConfigDocument> ParseConfigDocument(std::string_view text, std::string_view display_path);
+
+/// `file:line:column: path: ` (line:column only when known, path only when not empty).
+std::string ConfigLocation(std::string_view file, ConfigMark mark, std::string_view path);
+
+/// A kConfig error: ConfigLocation + message.
+Error ConfigError(std::string_view file, ConfigMark mark, std::string_view path, std::string_view message);
+
+/// Quotes a name or value for a message, unless it is long enough to be a pasted key
+/// (SPEC §4: no key material in errors).
+std::string QuoteForMessage(std::string_view s);
+
+}  // namespace kpm::server
