@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <mutex>
 
+#include <spdlog/spdlog.h>
+
 #include "keypool/failover.h"
 #include "server/tools.h"
 
@@ -156,7 +158,11 @@ Tool MakeCompleteTool(App& app) {
       ctx.progress(static_cast<double>(now), std::nullopt, ev.text);
       ctx.log("info", Json{{"event", "failover"}, {"provider", ev.provider}, {"message", ev.text}});
     };
+    int64_t started = app.clock().NowMs();
     keypool::CallResult result = keypool::RunCall(chain, options, app.clock());
+    spdlog::debug("complete: provider={} key={} outcome={} attempts={} in {} ms", result.provider,
+                  result.key ? result.key->Display() : "-", keypool::OutcomeName(result.outcome),
+                  result.attempts.size(), app.clock().NowMs() - started);
 
     ToolResult r;
     if (result.outcome == keypool::Outcome::kOk && result.key) {
