@@ -4,47 +4,20 @@
 // keys, in which order) and where the pool stands afterwards (key_status).
 // Tagged [failover] so they can be run on their own: kpm_tests "[failover]".
 
-#include <chrono>
-#include <filesystem>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <catch2/catch.hpp>
-#include <httplib.h>
 
-#include "tests/support/stdio_driver.h"
+#include "tests/support/e2e_fixture.h"
 
 namespace kpm::testing {
 namespace {
 
-using std::chrono::milliseconds;
-
-constexpr milliseconds kReadTimeout(10000);
-constexpr milliseconds kExitTimeout(5000);
-
-// Canary keys (SPEC §4), told apart by their last four characters.
-const std::string kKey1 = "sk-canary-Ka7Qz2XwLp9Rt4VbNcAA1111";
-const std::string kKey2 = "sk-canary-Mb3Wy8UvJq5Ps1TdHeBB2222";
-const std::string kKey3 = "sk-canary-Pc5Xz1RsTk8Lm2QwJfCC3333";
-const std::vector<std::string> kKeys = {kKey1, kKey2, kKey3};
-
-std::string MockPath() {
-  std::string path = KPM_MOCK_PATH;
-  if (path.empty() || !std::filesystem::exists(path)) {
-    FAIL("mock-upstream binary not built (KPM_MOCK_PATH='"
-         << path << "'): the failover end-to-end tests need tests/support/mock_upstream_main.cc");
-  }
-  return path;
-}
-
-std::string BinaryPath() {
-  std::string path = KPM_BINARY_PATH;
-  INFO("keypool-mcp binary: " << path);
-  REQUIRE(std::filesystem::exists(path));
-  return path;
-}
+const std::string& kKey1 = kCanary1;
+const std::vector<std::string>& kKeys = kCanaries;
 
 /// Knobs of one harness: the provider type and extra YAML lines under `failover:`/the
 /// provider.
@@ -54,150 +27,47 @@ struct HarnessOptions {
   std::string log_level = "debug";
 };
 
-/// mock-upstream + keypool-mcp configured with three openai keys pointing at it.
+/// mock-upstream + keypool-mcp configured with three keys (the canaries) pointing at it.
 class Harness {
  public:
-  explicit Harness(const HarnessOptions& options = {}) {
-    StartMock();
-    const std::string prefix = options.type == "openrouter" ? "/api/v1" : "/v1";
-    std::string yaml = "providers:\n"
-                       "  " + options.type + ":\n"
-                       "    type: " + options.type + "\n"
-                       "    baseUrl: http://127.0.0.1:" + std::to_string(port_) + prefix + "\n"
-                       "    model: gpt-mock\n"
-                       "    apiKey:\n";
-    for (const auto& k : kKeys) yaml += "      - " + k + "\n";
-    yaml += "    deadlineMs: 8000\n" + options.provider_extra +
-            "    failover:\n"
-            "      backoffMs: 1\n";
-    provider_ = options.type;
-    std::string config = dir_.WriteFile("config.yaml", yaml);
-    auto spawned = StdioProcess::Spawn(ServerOptions(
-        BinaryPath(), {"--config", config, "--log-level", options.log_level}, dir_.path()));
-    if (!spawned.has_value()) FAIL("cannot start keypool-mcp: " << spawned.error().message);
-    server_ = std::move(spawned).value();
-    session_ = std::make_unique<McpSession>(*server_);
-    auto init = session_->Initialize("2025-06-18", kReadTimeout);
-    INFO("stderr: " << server_->Stderr());
-    REQUIRE(init.has_value());
-    REQUIRE(init->contains("result"));
+  explicit Harness(const HarnessOptions& options = {})
+      : provider_(options.type),
+        mock_(MockBinary()),
+        server_(KeypoolBinary(),
+                ConfigYaml({{options.type, options.type, mock_.BaseUrlFor(options.type), "gpt-mock", kKeys,
+                             "    deadlineMs: 8000\n" + options.provider_extra +
+                                 "    failover:\n"
+                                 "      backoffMs: 1\n"}}),
+                ServerLaunch{"config.yaml", {"--log-level", options.log_level}, {}, {}, kKeys}) {
+    server_.Initialize();
   }
 
   const std::string& provider() const { return provider_; }
   std::string Label(int n) const { return provider_ + "#" + std::to_string(n); }
 
-  /// Queues `steps` for `key` on the mock (POST /_mock/script).
-  void Script(const std::string& key, const std::vector<std::string>& steps) {
-    Json body = {{"key", key}, {"steps", steps}};
-    auto res = control_->Post("/_mock/script", body.dump(), "application/json");
-    REQUIRE(res);
-    INFO(res->body);
-    REQUIRE(res->status == 200);
-  }
-
-  /// The last four characters of the key of every completion request the mock saw,
-  /// in order (the mock records fingerprints, never keys).
-  std::vector<std::string> KeysSeen() {
-    auto res = control_->Get("/_mock/requests");
-    REQUIRE(res);
-    REQUIRE(res->status == 200);
-    Json requests = Json::parse(res->body, nullptr, false);
-    REQUIRE(requests.is_array());
-    std::vector<std::string> seen;
-    for (const auto& r : requests) {
-      std::string path = r.value("path", "");
-      if (path.size() < 17 || path.substr(path.size() - 17) != "/chat/completions") continue;
-      std::string fp = r.value("key_fingerprint", "");
-      seen.push_back(fp.size() >= 4 ? fp.substr(fp.size() - 4) : fp);
-    }
-    return seen;
-  }
-
+  /// Queues `steps` for `key` on the mock.
+  void Script(const std::string& key, const std::vector<std::string>& steps) { mock_.Script(key, steps); }
+  /// Last four characters of the key of every completion request the mock saw, in order.
+  std::vector<std::string> KeysSeen() { return mock_.KeysSeen(); }
   /// tools/call complete; returns the result object (requires a result, not an error).
-  Json Complete(const Json& arguments = {{"prompt", "hi"}}) {
-    auto reply = session_->CallTool("complete", arguments, kReadTimeout);
-    REQUIRE(reply.has_value());
-    INFO(reply->dump());
-    REQUIRE(reply->contains("result"));
-    results_ += reply->dump();
-    return (*reply)["result"];
-  }
+  Json Complete(const Json& arguments = {{"prompt", "hi"}}) { return server_.Complete(arguments); }
 
   /// key_status keys by label.
   std::map<std::string, Json> Keys() {
-    auto reply = session_->CallTool("key_status", Json::object(), kReadTimeout);
-    REQUIRE(reply.has_value());
-    INFO(reply->dump());
-    REQUIRE(reply->contains("result"));
-    results_ += reply->dump();
-    std::map<std::string, Json> keys;
-    for (const auto& p : (*reply)["result"]["structuredContent"]["providers"]) {
-      for (const auto& k : p["keys"]) keys[k.value("label", "")] = k;
-    }
+    auto keys = server_.KeyStatus();
     REQUIRE(keys.size() == 3);
     return keys;
   }
 
   /// Closes stdin; the server must exit 0, every line must be JSON-RPC, and no canary
-  /// may appear on its stdout or stderr.
-  void FinishClean() {
-    server_->CloseStdin();
-    session_->DrainUntilEof(kExitTimeout);
-    CHECK(server_->WaitExit(kExitTimeout) == std::optional<int>(0));
-    INFO("stderr:\n" << server_->Stderr());
-    for (const auto& bad : session_->bad_lines()) FAIL_CHECK("not JSON-RPC 2.0: " << bad);
-    auto out = FindSecret(server_->StdoutSoFar(), kKeys);
-    if (out) FAIL_CHECK("key material on stdout: " << *out);
-    auto err = FindSecret(server_->Stderr(), kKeys);
-    if (err) FAIL_CHECK("key material on stderr: " << *err);
-    auto res = FindSecret(results_, kKeys);
-    if (res) FAIL_CHECK("key material in a tool result: " << *res);
-  }
+  /// may appear on its stdout, its stderr or in a tool result.
+  void FinishClean() { server_.CloseAndExpectCleanExit(); }
 
  private:
-  void StartMock() {
-    auto spawned = StdioProcess::Spawn({{MockPath(), "--exit-on-stdin-eof"}, {}, {}});
-    if (!spawned.has_value()) FAIL("cannot start mock-upstream: " << spawned.error().message);
-    mock_ = std::move(spawned).value();
-    auto line = mock_->ReadLine(kReadTimeout);
-    INFO("mock stderr: " << mock_->Stderr());
-    REQUIRE(line.has_value());
-    Json port_line = Json::parse(*line, nullptr, false);
-    INFO("mock said: " << *line);
-    REQUIRE(port_line.is_object());
-    REQUIRE(port_line["port"].is_number_integer());
-    port_ = port_line["port"].get<int>();
-    REQUIRE(port_ > 0);
-    control_ = std::make_unique<httplib::Client>("127.0.0.1", port_);
-    control_->set_connection_timeout(5, 0);
-    control_->set_read_timeout(10, 0);
-  }
-
-  TempDir dir_;
-  std::unique_ptr<StdioProcess> mock_;
-  int port_ = 0;
-  std::unique_ptr<httplib::Client> control_;
-  std::unique_ptr<StdioProcess> server_;
-  std::unique_ptr<McpSession> session_;
   std::string provider_;
-  std::string results_;  // every tool result seen, for the canary check
+  MockProcess mock_;
+  E2eServer server_;
 };
-
-std::string Text(const Json& result) {
-  INFO(result.dump());
-  REQUIRE(result["content"].is_array());
-  REQUIRE_FALSE(result["content"].empty());
-  return result["content"][0].value("text", "");
-}
-
-std::vector<std::string> Outcomes(const Json& result) {
-  INFO(result.dump());
-  const Json& attempts = result["structuredContent"]["attempts"];
-  REQUIRE(attempts.is_array());
-  std::vector<std::string> out;
-  for (const auto& a : attempts) out.push_back(a.value("outcome", ""));
-  return out;
-}
 
 /// One row of SPEC §3 as seen end to end.
 struct Row {
@@ -260,7 +130,7 @@ TEST_CASE("each failure class of SPEC §3 is handled end to end", "[e2e][failove
       INFO(result.dump());
       if (row.call_succeeds) {
         CHECK_FALSE(result.value("isError", false));
-        std::string text = Text(result);
+        std::string text = ResultText(result);
         CHECK(text == "Hello from the mock upstream.");
         CHECK(result["structuredContent"]["text"] == text);
         std::string answered_by = result["structuredContent"].value("key", "");
@@ -268,7 +138,7 @@ TEST_CASE("each failure class of SPEC §3 is handled end to end", "[e2e][failove
               std::string::npos);
       } else {
         CHECK(result["isError"] == true);
-        CHECK(Text(result).find(row.error_text) != std::string::npos);
+        CHECK(ResultText(result).find(row.error_text) != std::string::npos);
       }
       CHECK(Outcomes(result) == row.outcomes);
       CHECK(h.KeysSeen() == row.keys_seen);
@@ -325,7 +195,7 @@ TEST_CASE("when every key is revoked the error lists each key with its state",
   Json result = h.Complete();
   INFO(result.dump());
   CHECK(result["isError"] == true);
-  std::string text = Text(result);
+  std::string text = ResultText(result);
   for (int n = 1; n <= 3; ++n) CHECK(text.find(h.Label(n)) != std::string::npos);
   for (const char* last4 : {"1111", "2222", "3333"}) {
     CHECK(text.find(std::string("\xE2\x80\xA6") + last4) != std::string::npos);  // "…1111"

@@ -5,7 +5,7 @@
 #include <signal.h>
 
 #include <chrono>
-#include <filesystem>
+#include <map>
 #include <memory>
 #include <regex>
 #include <set>
@@ -14,22 +14,13 @@
 
 #include <catch2/catch.hpp>
 
-#include "tests/support/stdio_driver.h"
+#include "tests/support/e2e_fixture.h"
 
 namespace kpm::testing {
 namespace {
 
-using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
-constexpr milliseconds kReadTimeout(10000);
-constexpr milliseconds kExitTimeout(5000);
-
-// Canary keys (SPEC §4): if any of these, or their middle 12 characters, ever shows up
-// on stdout or stderr, a key leaked.
-const std::string kCanary1 = "sk-canary-Ka7Qz2XwLp9Rt4VbNcAA1111";
-const std::string kCanary2 = "sk-canary-Mb3Wy8UvJq5Ps1TdHeBB2222";
-const std::vector<std::string> kCanaries = {kCanary1, kCanary2};
 constexpr const char* kUnsetVar = "KPM_TEST_UNSET_VAR";
 
 /// Three openai keys: a literal, a named object, an unset variable. Port 9 (discard)
@@ -50,71 +41,14 @@ std::string CanaryConfigYaml() {
          "      backoffMs: 1\n";
 }
 
-std::string BinaryPath() {
-  std::string path = KPM_BINARY_PATH;
-  INFO("keypool-mcp binary: " << path);
-  REQUIRE(std::filesystem::exists(path));
-  return path;
-}
-
-/// A keypool-mcp child with a config in a temp dir and a session on its stdio.
-class Server {
+/// A keypool-mcp child with `config_text` in a temp dir and a session on its stdio;
+/// kUnsetVar is removed from its environment.
+class Server : public E2eServer {
  public:
   explicit Server(const std::string& config_text, std::string file_name = "config.yaml",
-                  std::vector<std::string> extra_args = {"--log-level", "debug"}) {
-    config_path_ = dir_.WriteFile(file_name, config_text);
-    std::vector<std::string> args = {"--config", config_path_};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    auto spawned = StdioProcess::Spawn(ServerOptions(BinaryPath(), args, dir_.path(), {}, {kUnsetVar}));
-    if (!spawned.has_value()) FAIL("cannot start keypool-mcp: " << spawned.error().message);
-    process_ = std::move(spawned).value();
-    session_ = std::make_unique<McpSession>(*process_);
-  }
-
-  StdioProcess& process() { return *process_; }
-  McpSession& session() { return *session_; }
-  const std::string& config_path() const { return config_path_; }
-
-  /// Initializes (2025-06-18) and requires success.
-  void Initialize() {
-    auto reply = session_->Initialize("2025-06-18", kReadTimeout);
-    REQUIRE(reply.has_value());
-    INFO(reply->dump());
-    REQUIRE(reply->contains("result"));
-  }
-
-  /// Closes stdin and requires exit code 0 within 5 s, then checks the transcript.
-  void CloseAndExpectCleanExit() {
-    process_->CloseStdin();
-    session_->DrainUntilEof(kExitTimeout);
-    CHECK(process_->StdoutDone());
-    CHECK(process_->WaitExit(kExitTimeout) == std::optional<int>(0));
-    CheckTranscript();
-  }
-
-  /// Every stdout line is one JSON-RPC 2.0 message and no canary is on stdout or stderr.
-  void CheckTranscript() {
-    process_->DrainStdout(milliseconds(0));
-    INFO("stderr:\n" << process_->Stderr());
-    for (const auto& bad : session_->bad_lines()) {
-      FAIL_CHECK("stdout line is not JSON-RPC 2.0: " << bad);
-    }
-    const std::string& out = process_->StdoutSoFar();
-    CHECK((out.empty() || out.back() == '\n'));
-    CHECK(out.find('\r') == std::string::npos);
-    auto on_stdout = FindSecret(out, kCanaries);
-    CHECK_FALSE(on_stdout.has_value());
-    if (on_stdout) FAIL_CHECK("key material on stdout: " << *on_stdout);
-    auto on_stderr = FindSecret(process_->Stderr(), kCanaries);
-    CHECK_FALSE(on_stderr.has_value());
-    if (on_stderr) FAIL_CHECK("key material on stderr: " << *on_stderr);
-  }
-
- private:
-  TempDir dir_;
-  std::string config_path_;
-  std::unique_ptr<StdioProcess> process_;
-  std::unique_ptr<McpSession> session_;
+                  std::vector<std::string> extra_args = {"--log-level", "debug"})
+      : E2eServer(KeypoolBinary(), config_text,
+                  ServerLaunch{std::move(file_name), std::move(extra_args), {}, {kUnsetVar}, kCanaries}) {}
 };
 
 /// The next reply (a message without "method"), skipping notifications.
@@ -134,29 +68,6 @@ int ErrorCode(const Json& reply) {
   INFO(reply.dump());
   REQUIRE(reply.contains("error"));
   return reply["error"]["code"].get<int>();
-}
-
-/// The text of a tool result's first content block.
-std::string ResultText(const Json& result) {
-  INFO(result.dump());
-  REQUIRE(result.contains("content"));
-  REQUIRE(result["content"].is_array());
-  REQUIRE_FALSE(result["content"].empty());
-  CHECK(result["content"][0]["type"] == "text");
-  return result["content"][0].value("text", "");
-}
-
-/// A key_status reply's keys of the first provider, by label.
-std::map<std::string, Json> KeysByLabel(const Json& reply) {
-  INFO(reply.dump());
-  REQUIRE(reply.contains("result"));
-  const Json& sc = reply["result"]["structuredContent"];
-  REQUIRE(sc.is_object());
-  REQUIRE(sc["providers"].is_array());
-  REQUIRE(sc["providers"].size() == 1);
-  std::map<std::string, Json> keys;
-  for (const auto& k : sc["providers"][0]["keys"]) keys[k.value("label", "")] = k;
-  return keys;
 }
 
 /// SPEC §4: a non-secret prefix of at most 10 characters ending in '-', "…", the last 4.
@@ -242,13 +153,14 @@ TEST_CASE("key_status shows each key by label and fingerprint; an unset variable
   REQUIRE(reply->contains("result"));
   const Json& result = (*reply)["result"];
   CHECK_FALSE(result.value("isError", false));
+  REQUIRE(result["structuredContent"]["providers"].size() == 1);
   const Json& provider = result["structuredContent"]["providers"][0];
   CHECK(provider["name"] == "openai");
   CHECK(provider["type"] == "openai");
   CHECK(provider["strategy"] == "sequential");
   CHECK(provider["active_key"].dump().find("openai#1") != std::string::npos);
 
-  auto keys = KeysByLabel(*reply);
+  auto keys = KeysByLabel(result["structuredContent"]);
   REQUIRE(keys.size() == 3);
   REQUIRE(keys.count("openai#1"));
   REQUIRE(keys.count("personal"));
@@ -375,9 +287,7 @@ TEST_CASE("complete against a refusing upstream tries each usable key and lists 
     CHECK(attempts[1]["outcome"] == "network_error");
   }
 
-  auto status = server.session().CallTool("key_status", Json::object(), kReadTimeout);
-  REQUIRE(status.has_value());
-  auto keys = KeysByLabel(*status);
+  auto keys = server.KeyStatus();
   CHECK(keys["openai#1"]["state"] == "cooling_down");
   CHECK(keys["personal"]["state"] == "cooling_down");
   CHECK(keys["openai#3"]["state"] == "disabled");
@@ -414,30 +324,16 @@ TEST_CASE("SIGTERM ends the server with 0 promptly", "[e2e][stdio]") {
   server.CheckTranscript();
 }
 
-/// Runs the binary with `args` and stdin closed; returns the exited process.
-std::unique_ptr<StdioProcess> RunToExit(const std::vector<std::string>& args,
-                                        const TempDir& home) {
-  auto spawned = StdioProcess::Spawn(ServerOptions(BinaryPath(), args, home.path()));
-  if (!spawned.has_value()) FAIL("cannot start keypool-mcp: " << spawned.error().message);
-  auto p = std::move(spawned).value();
-  p->CloseStdin();
-  p->DrainStdout(kExitTimeout);
-  auto code = p->WaitExit(kExitTimeout);
-  INFO("stdout: " << p->StdoutSoFar() << "\nstderr: " << p->Stderr());
-  REQUIRE(code.has_value());
-  return p;
-}
-
 TEST_CASE("the version flag prints a version on stdout and exits 0", "[e2e][stdio]") {
   TempDir home;
-  auto p = RunToExit({"--version"}, home);
+  auto p = RunToExit(KeypoolBinary(), {"--version"}, home);
   CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
   CHECK(std::regex_search(p->StdoutSoFar(), std::regex(R"(\d+\.\d+\.\d+)")));
 }
 
 TEST_CASE("the help flag prints usage naming the flags and exits 0", "[e2e][stdio]") {
   TempDir home;
-  auto p = RunToExit({"--help"}, home);
+  auto p = RunToExit(KeypoolBinary(), {"--help"}, home);
   CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
   const std::string& out = p->StdoutSoFar();
   for (const char* flag : {"--config", "--log-level", "--check", "--version"}) {
@@ -466,7 +362,7 @@ TEST_CASE("a config with an unknown field stops the server at start and names fi
     field = "modle";
     hint = "model";  // the closest known name (SPEC §1)
   }
-  auto p = RunToExit({"--config", file}, dir);
+  auto p = RunToExit(KeypoolBinary(), {"--config", file}, dir);
   INFO("stderr: " << p->Stderr());
   auto code = p->WaitExit(milliseconds(0));
   CHECK(code != std::optional<int>(0));
