@@ -67,9 +67,23 @@ if command -v ninja >/dev/null 2>&1; then GEN=(-G Ninja); fi
 if [[ ! -f "$BUILD/CMakeCache.txt" ]]; then
   cmake -S "$ROOT/fuzz" -B "$BUILD" "${GEN[@]}" -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_BUILD_TYPE=RelWithDebInfo >&2
 fi
-cmake --build "$BUILD" -j"$JOBS" >&2
+# One target at a time, so a module that does not compile yet (other engineers are
+# still writing it) fails its own target only; the others still build and run.
+read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
+if [[ "${1:-}" == "--repro" ]]; then TARGETS=("$2"); fi
+build_failed=()
+for t in "${TARGETS[@]}"; do
+  if ! cmake --build "$BUILD" -j"$JOBS" --target "$t" >"$BUILD/$t.build.log" 2>&1; then
+    build_failed+=("$t")
+    log "$t: BUILD FAILED; see $BUILD/$t.build.log"
+    grep -E 'error|undefined reference' "$BUILD/$t.build.log" | head -5 >&2 || true
+  fi
+done
 
-if [[ "${1:-}" == "--build-only" ]]; then exit 0; fi
+if [[ "${1:-}" == "--build-only" ]]; then
+  ((${#build_failed[@]} == 0)) || exit 1
+  exit 0
+fi
 
 if [[ "${1:-}" == "--repro" ]]; then
   target="$2"
@@ -78,7 +92,6 @@ if [[ "${1:-}" == "--repro" ]]; then
 fi
 
 # --- Run ----------------------------------------------------------------------------
-read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL_TARGETS[*]}}"
 # Leaks are real findings too; ASan's leak check runs at exit of each input batch.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
@@ -87,9 +100,9 @@ failed=()
 summary=()
 for t in "${TARGETS[@]}"; do
   bin="$BUILD/$t"
-  if [[ ! -x "$bin" ]]; then
-    log "$t: not built (its sources are missing?); skipped"
-    summary+=("$t: skipped (not built)")
+  if [[ " ${build_failed[*]} " == *" $t "* || ! -x "$bin" ]]; then
+    failed+=("$t")
+    summary+=("$t: BUILD FAILED (see $BUILD/$t.build.log)")
     continue
   fi
   corpus_seed="$ROOT/fuzz/corpus/$t"

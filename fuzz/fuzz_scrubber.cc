@@ -1,0 +1,256 @@
+// libFuzzer target: common/redact.h Scrubber (and Fingerprint). Property: a registered
+// key never survives Scrub() of text that contains it (SPEC §4).
+// The input gives 1..3 keys, a surrounding text, and how the key is written into the
+// text: raw, URL-encoded (%XX, either case, '+' for space), JSON-escaped (\uXXXX,
+// \/ \\ \"), a per-character mix of those, or inside base64 (Basic auth) at any byte
+// alignment. Checks:
+//   - Scrub() of any text leaves no registered key in it, raw;
+//   - Scrub() of text holding an encoded key leaves no key raw nor in that encoding
+//     (base64: no run of the key-only core that Scrubber documents it removes);
+//   - Scrub() of text without any registered key is the identity (for keys of >= 8
+//     characters: shorter ones may redact innocent words, redact.h says so);
+//   - Scrub() is deterministic and never throws;
+//   - Fingerprint() shows at most the last 4 characters plus a vendor prefix, never
+//     the key (for keys of >= 16 characters), and is stable.
+// Keys come in two flavours: realistic (sk-/sk-proj-/AIza-like: [A-Za-z0-9_-]) and
+// arbitrary printable ASCII (the config only accepts visible ASCII keys, 0x21..0x7e).
+#include <fuzzer/FuzzedDataProvider.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <exception>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/redact.h"
+
+namespace {
+
+std::string_view g_input;
+std::string g_detail;
+
+[[noreturn]] void Fail(const std::string& what) {
+  std::fprintf(stderr, "fuzz_scrubber: %s\n%s\n", what.c_str(), g_detail.c_str());
+  std::abort();
+}
+
+#define CHECK(cond)                               \
+  do {                                            \
+    if (!(cond)) Fail("check failed: " #cond);    \
+  } while (0)
+
+std::string Escaped(std::string_view s) {  // for messages: printable, unambiguous
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
+constexpr char kHex[] = "0123456789ABCDEF";
+constexpr char kHexLower[] = "0123456789abcdef";
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+std::string Base64(std::string_view bytes) {
+  std::string out;
+  size_t i = 0;
+  for (; i + 3 <= bytes.size(); i += 3) {
+    uint32_t v = (static_cast<unsigned char>(bytes[i]) << 16) | (static_cast<unsigned char>(bytes[i + 1]) << 8) |
+                 static_cast<unsigned char>(bytes[i + 2]);
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += kB64[(v >> 6) & 63];
+    out += kB64[v & 63];
+  }
+  if (size_t rest = bytes.size() - i) {
+    uint32_t v = static_cast<unsigned char>(bytes[i]) << 16;
+    if (rest == 2) v |= static_cast<unsigned char>(bytes[i + 1]) << 8;
+    out += kB64[(v >> 18) & 63];
+    out += kB64[(v >> 12) & 63];
+    out += rest == 2 ? kB64[(v >> 6) & 63] : '=';
+    out += '=';
+  }
+  return out;
+}
+
+// One character of the key, written as the encoding `how` says.
+void Encode(char c, int how, std::string* out) {
+  const unsigned char u = static_cast<unsigned char>(c);
+  switch (how) {
+    case 0:  // raw
+      *out += c;
+      break;
+    case 1:  // %XX upper
+      *out += '%';
+      *out += kHex[u >> 4];
+      *out += kHex[u & 15];
+      break;
+    case 2:  // %xx lower
+      *out += '%';
+      *out += kHexLower[u >> 4];
+      *out += kHexLower[u & 15];
+      break;
+    case 3:  // \u00XX (ASCII only, as JSON writers do for controls)
+      *out += "\\u00";
+      *out += kHexLower[u >> 4];
+      *out += kHexLower[u & 15];
+      break;
+    case 4:  // the short JSON escapes where they exist, else raw
+      if (c == '/' || c == '\\' || c == '"') *out += '\\';
+      *out += c;
+      break;
+    case 5:  // form encoding: space as '+'
+      *out += c == ' ' ? '+' : c;
+      break;
+  }
+}
+
+std::string Key(FuzzedDataProvider& fdp, bool realistic) {
+  static constexpr char kRealistic[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+  std::string key;
+  if (realistic) {
+    static const char* kPrefixes[] = {"sk-", "sk-proj-", "sk-or-v1-", "sk-ant-api03-", "AIza", "", "gsk_", "xai-"};
+    key = kPrefixes[fdp.ConsumeIntegralInRange<size_t>(0, std::size(kPrefixes) - 1)];
+    const size_t n = fdp.ConsumeIntegralInRange<size_t>(1, 48);
+    for (size_t i = 0; i < n; ++i) key += kRealistic[fdp.ConsumeIntegralInRange<size_t>(0, sizeof kRealistic - 2)];
+  } else {
+    const size_t n = fdp.ConsumeIntegralInRange<size_t>(1, 40);
+    for (size_t i = 0; i < n; ++i) key += static_cast<char>(fdp.ConsumeIntegralInRange<int>(0x21, 0x7e));
+  }
+  return key;
+}
+
+void Run(const uint8_t* data, size_t size) {
+  FuzzedDataProvider fdp(data, size);
+  const bool realistic = fdp.ConsumeBool();
+  const size_t n_keys = fdp.ConsumeIntegralInRange<size_t>(1, 3);
+  std::vector<std::string> keys;
+  for (size_t i = 0; i < n_keys; ++i) keys.push_back(Key(fdp, realistic));
+  const size_t target = fdp.ConsumeIntegralInRange<size_t>(0, n_keys - 1);
+  const int mode = fdp.ConsumeIntegralInRange<int>(0, 8);
+  const uint64_t mix = fdp.ConsumeIntegral<uint64_t>();
+  const size_t align = fdp.ConsumeIntegralInRange<size_t>(0, 2);
+  const std::string before = fdp.ConsumeRandomLengthString(64);
+  const std::string after = fdp.ConsumeRemainingBytesAsString();
+
+  kpm::Scrubber scrubber;
+  for (const auto& k : keys) scrubber.Add(k);
+  CHECK(!scrubber.empty());
+  const std::string& key = keys[target];
+
+  // The key in the text, written as `mode` says.
+  std::string encoded;
+  std::string basic_core;  // for base64: the part Scrubber promises to remove
+  if (mode <= 5) {
+    for (char c : key) Encode(c, mode, &encoded);
+  } else if (mode == 6) {  // a per-character mix of the encodings
+    for (size_t i = 0; i < key.size(); ++i) Encode(key[i], static_cast<int>((mix >> ((i * 3) % 60)) % 6), &encoded);
+  } else {  // base64 of "<align bytes>user:KEY" (Basic auth), standard or URL alphabet
+    const std::string plain = std::string(align, 'u') + ":" + key;
+    encoded = Base64(plain);
+    if (mode == 8) {
+      for (char& c : encoded) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    }
+  }
+  const std::string text = before + encoded + after;
+  g_detail = "keys:";
+  for (const auto& k : keys) g_detail += " [" + Escaped(k) + "]";
+  g_detail += "\nmode " + std::to_string(mode) + "\ntext: " + Escaped(text);
+
+  const std::string out = scrubber.Scrub(text);
+  g_detail += "\nout:  " + Escaped(out);
+  CHECK(out == scrubber.Scrub(text));
+  // The text of the output that came from the input: each "[redacted]" marker masked
+  // with a byte no key can hold (keys are visible ASCII), so a key such as "act" is not
+  // "found" inside the marker Scrub() wrote.
+  std::string masked = out;
+  for (size_t p = 0; (p = masked.find("[redacted]", p)) != std::string::npos;) {
+    masked.replace(p, 10, "\x01");
+    p += 1;
+  }
+  for (const auto& k : keys) {
+    if (masked.find(k) != std::string::npos) Fail("a registered key survived Scrub(): [" + Escaped(k) + "]");
+  }
+  if (mode <= 6 && masked.find(encoded) != std::string::npos) Fail("the encoded key survived Scrub()");
+  // Strict (KPM_FUZZ_STRICT_MARKER=1): a key of 8+ characters must not appear in the
+  // output at all, not even re-formed from the tail of a "[redacted]" marker and the
+  // text after it (key "ted]abcdefgh" in "ted]abcdefghabcdefgh" -> "[redacted]abcdefgh").
+  static const bool strict = std::getenv("KPM_FUZZ_STRICT_MARKER") != nullptr;
+  if (strict) {
+    for (const auto& k : keys) {
+      if (k.size() >= 8 && out.find(k) != std::string::npos) {
+        Fail("a registered key re-formed across a [redacted] marker: [" + Escaped(k) + "]");
+      }
+    }
+  }
+  if (mode >= 7) {
+    // Scrubber documents that up to two encoded characters of the first and last key
+    // bytes may stay; the middle of the encoding must go. Check the encoding of the
+    // key's interior 3-byte groups that depend on key bytes only.
+    const size_t key_start = align + 1;                      // in `plain`
+    const size_t first_group = (key_start + 2) / 3;          // first group made only of key bytes
+    const size_t end = key_start + key.size();               // one past the key
+    const size_t last_group = end / 3;                       // groups [first, last) are key-only
+    if (last_group > first_group && (last_group - first_group) * 4 >= 12) {
+      const std::string core = encoded.substr(first_group * 4, (last_group - first_group) * 4);
+      if (out.find(core) != std::string::npos) Fail("the base64 core of a key survived Scrub(): " + core);
+    }
+  }
+
+  // Text without any registered key is left alone (keys >= 8 chars: shorter ones may
+  // collide with innocent words, and encodings of long keys cannot appear by chance...
+  // unless the text happens to hold one: then skip).
+  bool all_long = true;
+  for (const auto& k : keys) all_long = all_long && k.size() >= 8;
+  if (all_long) {
+    const std::string plain_text = before + after;
+    const std::string scrubbed = scrubber.Scrub(plain_text);
+    if (scrubbed != plain_text && scrubbed.find("[redacted]") == std::string::npos) {
+      Fail("Scrub() changed text without a key and without redacting anything");
+    }
+  }
+
+  // Fingerprints.
+  for (const auto& k : keys) {
+    const std::string fp = kpm::Fingerprint(k);
+    CHECK(fp == kpm::Fingerprint(k));
+    CHECK(fp.find("\xE2\x80\xA6") != std::string::npos);  // "…"
+    if (k.size() >= 16) {
+      CHECK(fp.find(k) == std::string::npos);
+      // prefix (<= 10) + "…" (3 bytes) + last 4
+      CHECK(fp.size() <= 10 + 3 + 4);
+      CHECK(fp.substr(fp.size() - 4) == k.substr(k.size() - 4));
+      // At least 8 characters stay hidden.
+      const size_t shown = fp.size() - 3;
+      CHECK(shown + 8 <= k.size());
+      CHECK(k.rfind(fp.substr(0, fp.size() - 7), 0) == 0);  // the prefix is the key's own
+    } else {
+      CHECK(fp.size() <= 3 + 2);
+    }
+  }
+  CHECK(kpm::Fingerprint("") == "(no key)");
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
+  g_detail.clear();
+  try {
+    Run(data, size);
+  } catch (const std::exception& e) {
+    Fail(std::string("exception escaped: ") + e.what());
+  } catch (...) {
+    Fail("non-std exception escaped");
+  }
+  return 0;
+}
