@@ -152,6 +152,7 @@ std::optional<int64_t> ParseGoDurationMs(std::string_view text) {
     } else if (text.starts_with("ns")) {
       total_us += whole / 1000;  // sub-microsecond parts vanish in the round-up below
       text.remove_prefix(2);
+      if (total_us > kMaxHintMs * 1000) return std::nullopt;
       continue;
     } else if (text.starts_with("h")) {
       unit_us = 3600LL * 1000 * 1000;

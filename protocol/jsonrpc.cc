@@ -1,5 +1,7 @@
 #include "protocol/jsonrpc.h"
 
+#include <algorithm>
+
 #include <utility>
 
 namespace kpm::protocol {
@@ -47,7 +49,37 @@ RpcError RpcError::InvalidParams(std::string_view detail) {
 }
 RpcError RpcError::InternalError() { return {kInternalError, "internal error", nullptr}; }
 
+/// Deepest nesting of arrays/objects in `text`, counted outside strings. Stops counting
+/// once past `limit`. Cheap (one pass), so it runs before the parser.
+static size_t NestingDepth(std::string_view text, size_t limit) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) escaped = false;
+      else if (c == '\\') escaped = true;
+      else if (c == '"') in_string = false;
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      deepest = std::max(deepest, ++depth);
+      if (deepest > limit) return deepest;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 Message Decode(std::string_view line) {
+  // Copying, validating or printing a deeply nested value recurses: a line nested
+  // 60 000 levels deep would overflow the stack. No MCP message needs more than a few.
+  if (NestingDepth(line, kMaxNestingDepth) > kMaxNestingDepth) {
+    return Invalid(nullptr, RpcError::InvalidRequest("nested deeper than " + std::to_string(kMaxNestingDepth) +
+                                                     " levels"));
+  }
   Json j = Json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Invalid(nullptr, RpcError::ParseError("not valid JSON"));
   if (j.is_array()) {

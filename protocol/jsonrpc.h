@@ -21,6 +21,9 @@ inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
 
+/// Deepest array/object nesting accepted in one message; deeper lines get -32600.
+inline constexpr size_t kMaxNestingDepth = 64;
+
 /// A JSON-RPC error object. Build one through the factories so that codes and
 /// messages stay consistent.
 struct RpcError {
@@ -53,6 +56,7 @@ struct Message {
 };
 
 /// Decodes one line (without its '\n'). Never throws. Rules:
+/// - nested deeper than kMaxNestingDepth -> kInvalid, -32600, id null (checked first);
 /// - not JSON -> kInvalid, -32700, id null;
 /// - an array (a batch, unsupported) or a non-object -> kInvalid, -32600, id null;
 /// - a message with "method" but no "id" is a notification; if it is malformed it is

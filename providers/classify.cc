@@ -56,7 +56,10 @@ keypool::RateLimitInfo Limits(Outcome outcome, const UpstreamError* e, const Hea
   // Gemini's retryDelay is meaningless on a daily cap (PROVIDERS §4): only trust it
   // on a per-minute limit.
   if (e->retry_delay_ms && outcome == Outcome::kRateLimited) ExtendRetryAt(info, now_ms + *e->retry_delay_ms);
-  if (e->availability_retry_after_s && *e->availability_retry_after_s >= 0) {
+  // A number from the body: bound it before converting (1e300 would be undefined
+  // behaviour; anything past the hint ceiling is garbage, as for headers).
+  if (e->availability_retry_after_s && *e->availability_retry_after_s >= 0 &&
+      *e->availability_retry_after_s * 1000 <= static_cast<double>(keypool::kMaxHintMs)) {
     ExtendRetryAt(info, now_ms + static_cast<int64_t>(*e->availability_retry_after_s * 1000));
   }
   return info;

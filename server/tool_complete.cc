@@ -29,7 +29,7 @@ Json InputSchema() {
             {"system", {{"type", "string"}, {"description", "System prompt."}}},
             {"provider", {{"type", "string"}, {"description", "Provider name from the config (default: the default provider)."}}},
             {"model", {{"type", "string"}, {"description", "Model id (default: the provider's configured model)."}}},
-            {"max_tokens", {{"type", "integer"}, {"minimum", 1}}},
+            {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"maximum", 10000000}}},
             {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}}}},
           {"additionalProperties", false}};
 }

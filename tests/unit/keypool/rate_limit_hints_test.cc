@@ -24,6 +24,7 @@ TEST_CASE("Go-style reset durations parse to milliseconds", "[unit][keypool][hin
       {"", std::nullopt},    {"-1", std::nullopt}, {"s", std::nullopt}, {"1x", std::nullopt},
       {"abc", std::nullopt}, {"1m-3s", std::nullopt}, {"..s", std::nullopt},
       {"99999999999999999999h", std::nullopt}, {"200h", std::nullopt},  // past a week: garbage
+      {"604799s999999999999ns", std::nullopt},  // fuzz_rate_limit_hints: the ns branch skipped the bound
   };
   for (const Row& row : rows) {
     CAPTURE(row.text);

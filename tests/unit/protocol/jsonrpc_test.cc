@@ -78,6 +78,24 @@ TEST_CASE("malformed lines decode to the error reply they deserve", "[unit][prot
   }
 }
 
+TEST_CASE("a line nested deeper than the limit is -32600 instead of a stack overflow", "[unit][protocol]") {
+  // Found by fuzz_jsonrpc_decode: copying 60 000 nested arrays overflowed the stack.
+  const size_t deep = 70000;
+  std::string line = R"({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"x":)" + std::string(deep, '[') +
+                     std::string(deep, ']') + "}}";
+  Message m = Decode(line);
+  REQUIRE(m.kind == Kind::kInvalid);
+  CHECK(m.error.code == kInvalidRequest);
+  CHECK(m.id.is_null());
+
+  SECTION("brackets inside strings do not count, and ordinary nesting passes") {
+    std::string ok = R"({"jsonrpc":"2.0","id":2,"method":"x","params":{"s":")" + std::string(500, '[') +
+                     R"(","a":[[[[[[[[[[1]]]]]]]]]]}})";
+    Message n = Decode(ok);
+    CHECK(n.kind == Kind::kRequest);
+  }
+}
+
 TEST_CASE("notifications are never answered, even when malformed", "[unit][protocol]") {
   Message ok = Decode(R"({"jsonrpc":"2.0","method":"notifications/initialized"})");
   CHECK(ok.kind == Kind::kNotification);

@@ -2,6 +2,8 @@
 
 #include <string>
 
+#include <cstdio>
+
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
@@ -224,6 +226,20 @@ TEST_CASE("rate-limit hints come from headers and bodies", "[unit][providers]") 
                                  kNow);
     CHECK(*out.limits.requests_remaining == 0);
     CHECK(*out.limits.requests_reset_at_ms == kNow + 30000);  // 2027-01-15T08:00:30Z is kNow + 30 s
+  }
+  SECTION("OpenRouter availability.retry_after is bounded like a header hint") {
+    // Found by fuzz_classify: 1e300 was undefined behaviour, 1e9 s a 31-year cooldown.
+    const char* body =
+        R"({"error":{"code":503,"message":"down","metadata":{"error_type":"provider_overloaded"},"availability":{"retry_after":%s}}})";
+    auto with = [&](const char* v) {
+      char buf[512];
+      std::snprintf(buf, sizeof buf, body, v);
+      return ClassifyHttpError(503, buf, {}, kNow);
+    };
+    CHECK(*with("5").limits.retry_at_ms == kNow + 5000);
+    CHECK_FALSE(with("1e300").limits.retry_at_ms);
+    CHECK_FALSE(with("1e9").limits.retry_at_ms);
+    CHECK_FALSE(with("-3").limits.retry_at_ms);
   }
   SECTION("Gemini retryDelay on a per-minute 429") {
     auto out = ClassifyHttpError(
