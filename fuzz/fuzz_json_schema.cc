@@ -63,7 +63,7 @@ Json CompleteInputSchema() {
             {"system", {{"type", "string"}, {"description", "System prompt."}}},
             {"provider", {{"type", "string"}, {"description", "Provider name from the config."}}},
             {"model", {{"type", "string"}, {"description", "Model id."}}},
-            {"max_tokens", {{"type", "integer"}, {"minimum", 1}}},
+            {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"maximum", 10000000}}},
             {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}}}},
           {"additionalProperties", false}};
 }
