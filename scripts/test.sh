@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (README): installs what is missing, builds from scratch, runs
 # every test: unit, integration, end-to-end over real pipes, the official MCP SDK
-# client, and the keypool suite again under ThreadSanitizer.
+# client; then all of them again under ASan+UBSan, and the keypool suite under TSan.
+# KPM_SKIP_ASAN=1 skips the ASan pass for a quicker local run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -29,6 +30,14 @@ fi
 
 echo "== tests"
 (cd build && ctest --output-on-failure -j "$JOBS" --timeout 300)
+
+if [[ "${KPM_SKIP_ASAN:-0}" != 1 ]]; then
+  echo "== every test again under AddressSanitizer + UndefinedBehaviorSanitizer (server binary included)"
+  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DKPM_SANITIZE=address,undefined" >/dev/null
+  cmake --build build-asan -j "$JOBS"
+  (cd build-asan && ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
+     ctest --output-on-failure -j "$JOBS" --timeout 300)
+fi
 
 echo "== keypool suite under ThreadSanitizer"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread \
