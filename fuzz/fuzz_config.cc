@@ -23,8 +23,6 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "server/config.h"
 
 namespace kpm_fuzz {
@@ -124,22 +122,8 @@ void CheckLoaded(const kpm::server::Config& c, const std::string& path) {
   }
 }
 
-// Known upstream bug, reported to the lead (fuzz/crashes/fuzz_config/): yaml-cpp 0.7.0's
-// YAML::LoadAll() loops forever, allocating, on a ',' flow-entry token where it expects a
-// node (jbeder/yaml-cpp#1040, fixed upstream by PR #1319, not in Debian 12), e.g. the
-// files ",", "- a\n,", "[a]\n,", "&x ,", "\"\","... Until the loader guards against it,
-// text with a ',' is only fuzzed when it is valid JSON (where every ',' sits inside a
-// flow collection); KPM_FUZZ_CONFIG_KNOWN_HANGS=1 turns this skip off. The cost: YAML
-// flow collections ("[a, b]") are fuzzed only in their JSON form.
-bool MayHitYamlCommaLoop(std::string_view text) {
-  if (text.find(',') == std::string_view::npos) return false;
-  return !nlohmann::json::accept(text.begin(), text.end());
-}
-
 void Run(std::string_view input) {
   if (input.empty()) return;
-  static const bool known_hangs = std::getenv("KPM_FUZZ_CONFIG_KNOWN_HANGS") != nullptr;
-  if (!known_hangs && MayHitYamlCommaLoop(input.substr(1))) return;
   static const char* kPaths[] = {"config.yaml", "config.json", "keypool-config", "conf.YML"};
   const std::string path = kPaths[static_cast<unsigned char>(input[0]) % 4];
   const std::string_view text = input.substr(1);

@@ -180,7 +180,7 @@ std::string Child(const std::string& path, std::string_view field) {
 Status Loader::CheckFields(const ConfigDocument& map, const std::string& path, Names known,
                            const std::function<std::string(const std::string&)>& extra_hint) const {
   for (size_t i = 0; i < map.entries.size(); ++i) {
-    const std::string& name = map.entries[i].first;
+    const std::string& name = map.entries[i].key;
     if (Contains(known, name)) continue;
     std::string hint = extra_hint ? extra_hint(name) : "";
     if (hint.empty()) hint = DidYouMean(name, known);
@@ -468,11 +468,11 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
   if (v.kind == Kind::kMap) {
     // Field names of a key object are not quoted when unknown: a pasted key might be one.
     for (size_t i = 0; i < v.entries.size(); ++i) {
-      if (Contains(kKeyFields, v.entries[i].first)) continue;
-      std::string hint = v.entries[i].first.size() <= 32 ? DidYouMean(v.entries[i].first, kKeyFields) : "";
+      if (Contains(kKeyFields, v.entries[i].key)) continue;
+      std::string hint = v.entries[i].key.size() <= 32 ? DidYouMean(v.entries[i].key, kKeyFields) : "";
       return Fail(
           v.key_marks[i], path,
-          "unknown field " + QuoteForMessage(v.entries[i].first) + hint + " (a key object has: key, name, account)");
+          "unknown field " + QuoteForMessage(v.entries[i].key) + hint + " (a key object has: key, name, account)");
     }
     secret = Find(v, "key");
     secret_path = Child(path, "key");

@@ -1,12 +1,15 @@
 #include "server/config_document.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
+#include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <sstream>
 
 namespace kpm::server {
 namespace {
@@ -18,7 +21,9 @@ namespace {
 
 using Kind = ConfigDocument::Kind;
 
-constexpr int kMaxDepth = 64;  // YAML aliases can make a cycle; nothing legit nests this deep
+// YAML aliases can make a cycle and a JSON file can nest 50 000 levels (recursion here
+// would overflow the stack); nothing legit nests this deep.
+constexpr int kMaxDepth = 64;
 
 bool IsDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
@@ -87,7 +92,7 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
         if (!it->first.IsScalar()) return ConfigError(file, key_mark, path, "map keys must be plain names");
         std::string key = it->first.Scalar();
         for (size_t j = 0; j < v.entries.size(); ++j) {
-          if (v.entries[j].first == key) {
+          if (v.entries[j].key == key) {
             return ConfigError(file, key_mark, path,
                                "duplicate key " + QuoteForMessage(key) + " (first at line " +
                                    std::to_string(v.key_marks[j].line) + ")");
@@ -96,7 +101,7 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
         std::string child_path = path.empty() ? key : path + "." + key;
         auto child = FromYaml(it->second, file, child_path, key_mark, depth + 1);
         if (!child) return child.error();
-        v.entries.emplace_back(std::move(key), std::move(child.value()));
+        v.entries.push_back(ConfigEntry{std::move(key), std::move(child.value())});
         v.key_marks.push_back(key_mark);
       }
       break;
@@ -106,7 +111,13 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
 }
 
 /// Only for JSON that yaml-cpp cannot read: the same tree without positions.
-ConfigDocument FromJson(const nlohmann::ordered_json& j) {
+/// `JsonTooDeep` has already refused deep text; the depth check here keeps this
+/// recursion bounded on its own.
+Result<ConfigDocument> FromJson(const nlohmann::ordered_json& j, std::string_view file, const std::string& path,
+                                int depth) {
+  if (depth > kMaxDepth) {
+    return ConfigError(file, ConfigMark{}, path, "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+  }
   ConfigDocument v;
   switch (j.type()) {
     case nlohmann::json::value_t::null:
@@ -131,12 +142,18 @@ ConfigDocument FromJson(const nlohmann::ordered_json& j) {
       break;
     case nlohmann::json::value_t::array:
       v.kind = Kind::kList;
-      for (const auto& item : j) v.items.push_back(FromJson(item));
+      for (const auto& item : j) {
+        auto child = FromJson(item, file, path + "[" + std::to_string(v.items.size()) + "]", depth + 1);
+        if (!child) return child.error();
+        v.items.push_back(std::move(child.value()));
+      }
       break;
     case nlohmann::json::value_t::object:
       v.kind = Kind::kMap;
       for (auto it = j.begin(); it != j.end(); ++it) {
-        v.entries.emplace_back(it.key(), FromJson(it.value()));
+        auto child = FromJson(it.value(), file, path.empty() ? it.key() : path + "." + it.key(), depth + 1);
+        if (!child) return child.error();
+        v.entries.push_back(ConfigEntry{it.key(), std::move(child.value())});
         v.key_marks.push_back(ConfigMark{});
       }
       break;
@@ -159,6 +176,86 @@ ConfigMark MarkFromOffset(std::string_view text, size_t byte) {
   }
   m.column = static_cast<int>(offset - line_start) + 1;
   return m;
+}
+
+/// The 1-based byte offset of the first `[` or `{` (outside strings) that opens a
+/// container nested more than kMaxDepth deep, or nullopt. Run before nlohmann and
+/// yaml-cpp see the text: nlohmann parses iteratively but copying its tree recurses,
+/// and so do yaml-cpp (up to its own, far higher, limit) and FromYaml/FromJson.
+std::optional<size_t> JsonTooDeep(std::string_view text) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;  // skip the escaped character, which may be a quote
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxDepth) return i + 1;
+    } else if ((c == ']' || c == '}') && depth > 0) {
+      --depth;
+    }
+  }
+  return std::nullopt;
+}
+
+/// Sees only where each document starts; see CheckOneYamlDocument.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::optional<YAML::Mark> last;
+  void OnDocumentStart(const YAML::Mark& mark) override { last = mark; }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t, const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+};
+
+/// Makes sure `text` is exactly one YAML document before YAML::Load reads the first.
+/// Why not YAML::LoadAll: in yaml-cpp 0.7.0 (Debian 12) a ',' where a node should be
+/// (",", "- a\n,", "&x ,") is never consumed: the parser emits an empty document that
+/// stops before it, the next document starts at the same ',' again, and LoadAll keeps
+/// collecting those until memory runs out (jbeder/yaml-cpp#1040, fixed upstream after
+/// 0.7.0). YAML::Load reads one document only, so it returns, but it would silently
+/// ignore that ',' and anything after the first document. So this pass drives the same
+/// parser over the whole text, seeing only document starts, for at most three
+/// documents: a document that starts where the one before it started consumed nothing,
+/// which is that loop (a stray token); a second document that moved on is a real one.
+/// No text scan of our own ("---" at line start, but not in a block scalar or quoted
+/// string...) has to agree with yaml-cpp's tokenizer: yaml-cpp itself says where each
+/// document begins. May throw whatever yaml-cpp throws.
+Status CheckOneYamlDocument(std::string_view text, std::string_view file) {
+  std::istringstream in{std::string(text)};
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  int count = 0;
+  YAML::Mark previous;
+  YAML::Mark second;
+  for (; count < 3 && parser.HandleNextDocument(starts); ++count) {
+    const YAML::Mark current = starts.last.value_or(YAML::Mark::null_mark());
+    if (count > 0 && current.pos == previous.pos) {
+      std::string what = "text";
+      if (current.pos >= 0 && static_cast<size_t>(current.pos) < text.size() && text[current.pos] == ',') {
+        what = "',' (a comma separates items only inside [...] or {...})";
+      }
+      return ConfigError(file, FromYamlMark(current, ConfigMark{}), "", "YAML syntax error: unexpected " + what);
+    }
+    if (count == 1) second = current;
+    previous = current;
+  }
+  if (count == 0) return ConfigError(file, ConfigMark{}, "", "the file is empty");
+  if (count > 1) {
+    return ConfigError(file, FromYamlMark(second, ConfigMark{}), "", "more than one YAML document; keep one");
+  }
+  return Ok{};
 }
 
 /// nlohmann's message minus its "last read: '...'" echo, which can hold a key.
@@ -185,31 +282,44 @@ bool LooksLikeJson(std::string_view text, std::string_view display_path) {
   return first != std::string_view::npos && (text[first] == '{' || text[first] == '[');
 }
 
+/// For a std::exception out of yaml-cpp that is not its own (std::bad_alloc...): a
+/// config error rather than a crash. what() is the library's text, never the file's.
+Error YamlFailure(std::string_view file, const std::exception& e) {
+  return ConfigError(file, ConfigMark{}, "", std::string("the YAML reader failed: ") + e.what());
+}
+
 Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view file, bool json) {
   std::optional<nlohmann::ordered_json> parsed_json;
   if (json) {
+    if (auto at = JsonTooDeep(text)) {
+      return ConfigError(file, MarkFromOffset(text, *at), "",
+                         "nested more than " + std::to_string(kMaxDepth) + " levels deep");
+    }
     try {
       parsed_json = nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::parse_error& e) {
       return ConfigError(file, MarkFromOffset(text, e.byte), "", JsonSyntaxMessage(e.what()));
-    } catch (const nlohmann::json::exception&) {
+    } catch (const std::exception&) {
       return ConfigError(file, ConfigMark{}, "", "not valid JSON");
     }
   }
-  std::vector<YAML::Node> docs;
+  YAML::Node root;
   try {
-    docs = YAML::LoadAll(std::string(text));
+    if (Status one = CheckOneYamlDocument(text, file); !one) return one.error();
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     // Valid JSON yaml-cpp cannot read: keep the values, lose the positions.
-    if (parsed_json) return FromJson(*parsed_json);
+    if (parsed_json) return FromJson(*parsed_json, file, "", 0);
     return ConfigError(file, FromYamlMark(e.mark, ConfigMark{}), "", "YAML syntax error: " + e.msg);
+  } catch (const std::exception& e) {
+    return YamlFailure(file, e);
   }
-  if (docs.empty()) return ConfigError(file, ConfigMark{}, "", "the file is empty");
-  if (docs.size() > 1) return ConfigError(file, ConfigMark{}, "", "more than one YAML document; keep one");
   try {
-    return FromYaml(docs[0], file, "", ConfigMark{}, 0);
+    return FromYaml(root, file, "", ConfigMark{}, 0);
   } catch (const YAML::Exception& e) {
     return ConfigError(file, FromYamlMark(e.mark, ConfigMark{}), "", "YAML error: " + e.msg);
+  } catch (const std::exception& e) {
+    return YamlFailure(file, e);
   }
 }
 

@@ -5,7 +5,6 @@
 
 #include <string>
 #include <string_view>
-#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -18,25 +17,37 @@ struct ConfigMark {
   int column = 0;
 };
 
+struct ConfigEntry;
+
 /// A parsed config file, or any node inside it. Scalars keep their text as written and
 /// a kind from YAML's core schema (quoted scalars are always kString), so JSON's own
 /// types come out for JSON text.
 struct ConfigDocument {
   enum class Kind { kNull, kBool, kInt, kFloat, kString, kList, kMap };
   Kind kind = Kind::kNull;
-  std::string text;                                             ///< scalars, as written
-  std::vector<ConfigDocument> items;                            ///< kList
-  std::vector<std::pair<std::string, ConfigDocument>> entries;  ///< kMap, in file order
-  std::vector<ConfigMark> key_marks;                            ///< kMap, one per entry
+  std::string text;                   ///< scalars, as written
+  std::vector<ConfigDocument> items;  ///< kList
+  // A named struct, not std::pair<std::string, ConfigDocument>: clang 14 with libstdc++
+  // 12 rejects that pair of a still-incomplete type in C++20 (it checks the pair's
+  // default-constructibility while ConfigDocument's own constructor is being defined).
+  std::vector<ConfigEntry> entries;   ///< kMap, in file order
+  std::vector<ConfigMark> key_marks;  ///< kMap, one per entry
   ConfigMark mark;
+};
+
+/// One `key: value` of a kMap ConfigDocument.
+struct ConfigEntry {
+  std::string key;
+  ConfigDocument value;
 };
 
 /// Parses `text` as JSON or YAML: JSON when `display_path` ends in .json, YAML for
 /// .yaml/.yml, else JSON when the content starts with `{` or `[`. JSON is checked strictly
 /// (its syntax errors are JSON's), then read through yaml-cpp for positions; JSON that
 /// yaml-cpp cannot read keeps its values without positions. Errors are kConfig, worded
-/// as ConfigError; duplicate map keys, several YAML documents, an empty file and nesting
-/// past 64 levels (a recursive alias) are errors. Never throws.
+/// as ConfigError; duplicate map keys, several YAML documents, a token yaml-cpp cannot
+/// place (a stray `,`), an empty file and nesting past 64 levels (deep JSON, a recursive
+/// alias) are errors. Never throws, and returns on every input.
 Result<ConfigDocument> ParseConfigDocument(std::string_view text, std::string_view display_path);
 
 /// `file:line:column: path: ` (line:column only when known, path only when not empty).

@@ -8,6 +8,8 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <string>
+#include <utility>
 
 #include <unistd.h>
 
@@ -434,7 +436,8 @@ TEST_CASE("Each config mistake is one message naming file, position and field", 
       {"JSON by content", "config", "{\"mcp\": }", "config:1:9: syntax error while parsing value"},
       {"empty file", "c.yaml", "", "c.yaml: the file is empty"},
       {"comments only", "c.yaml", "# nothing\n", "c.yaml: the file is empty"},
-      {"two documents", "c.yaml", "mcp: {}\n---\nmcp: {}\n", "c.yaml: more than one YAML document"},
+      {"two documents", "c.yaml", "mcp: {}\n---\nmcp: {}\n", "c.yaml:2:1: more than one YAML document"},
+      {"an empty second document", "c.yaml", "mcp: {openai: {}}\n---\n", "c.yaml:2:1: more than one YAML document"},
       {"recursive alias", "c.yaml", "a: &x [*x]\n", "nested too deeply"},
       {"duplicate provider", "c.yaml", "mcp:\n  a: {apiKey: x}\n  a: {apiKey: y}\n",
        "c.yaml:3:3: mcp: duplicate key \"a\" (first at line 2)"},
@@ -635,6 +638,78 @@ TEST_CASE("Valid JSON that yaml-cpp cannot read still loads, without positions",
 
   const char* bad = R"({"mcp": {"openai": {"model": "\ud83d\ude00", "baseURL": "x"}}})";
   CHECK(ErrorOf(bad, "c.json") == "c.json: mcp.openai: unknown field \"baseURL\" — did you mean \"baseUrl\"?");
+}
+
+// yaml-cpp 0.7.0's LoadAll never returned on these (jbeder/yaml-cpp#1040): it allocated
+// until the machine ran out of memory, so the server hung at start-up.
+TEST_CASE("A stray ',' in YAML is an error at its position, not a hang", "[unit][config]") {
+  const ErrorCase cases[] = {
+      {"lone comma", "c.yaml", ",", "c.yaml:1:1: YAML syntax error: unexpected ','"},
+      {"lone comma, sniffed", "config", ",\n", "config:1:1: YAML syntax error: unexpected ','"},
+      {"after a list", "c.yaml", "- a\n,", "c.yaml:2:1: YAML syntax error: unexpected ','"},
+      {"after a flow list", "c.yml", "[a]\n,", "c.yml:2:1: YAML syntax error: unexpected ','"},
+      {"after an anchor", "c.yaml", "&x ,", "c.yaml:1:4: YAML syntax error: unexpected ','"},
+      {"after a quoted scalar", "c.yaml", "\"\",", "c.yaml:1:3: YAML syntax error: unexpected ','"},
+      {"after a whole config", "c.yaml", "mcp: {openai: {apiKey: x}}\n,\n", "c.yaml:2:1: YAML syntax error"},
+      {"in a .json file", "c.json", ",", "c.json:1:1: syntax error while parsing value"},
+  };
+  for (const ErrorCase& c : cases) {
+    DYNAMIC_SECTION(c.name) {
+      CHECK_THAT(ErrorOf(c.text, c.file), Catch::StartsWith(c.want));
+    }
+  }
+}
+
+/// A fuzz_config reproducer as the fuzzer feeds it: the first byte picks the path.
+std::pair<std::string, std::string> FuzzReproducer(const char* name) {
+  static const char* kPaths[] = {"config.yaml", "config.json", "keypool-config", "conf.YML"};
+  std::string input = ReadFile(fs::path(KPM_SOURCE_DIR) / "fuzz" / "crashes" / "fuzz_config" / name);
+  REQUIRE_FALSE(input.empty());
+  return {kPaths[static_cast<unsigned char>(input[0]) % 4], input.substr(1)};
+}
+
+TEST_CASE("The fuzz_config reproducers give config errors", "[unit][config]") {
+  SECTION("yaml-loadall-lone-comma") {
+    auto [path, text] = FuzzReproducer("yaml-loadall-lone-comma");
+    CHECK(ErrorOf(text, path) == path + ":1:1: YAML syntax error: unexpected ',' (a comma separates items only "
+                                        "inside [...] or {...})");
+  }
+  SECTION("yaml-loadall-found-by-fuzzer") {
+    auto [path, text] = FuzzReproducer("yaml-loadall-found-by-fuzzer");
+    CHECK_THAT(ErrorOf(text, path), Catch::StartsWith(path + ":"));
+  }
+  SECTION("deep-json-fromjson-50000") {
+    auto [path, text] = FuzzReproducer("deep-json-fromjson-50000");
+    CHECK_THAT(ErrorOf(text, path), Catch::StartsWith(path + ":1:") && Catch::EndsWith(": nested more than 64 levels deep"));
+  }
+}
+
+TEST_CASE("Deeply nested JSON is refused before it is parsed", "[unit][config]") {
+  auto nested = [](int levels) {
+    return "{\"mcp\": " + std::string(levels, '[') + std::string(levels, ']') + "}";
+  };
+  // The '{' is the first level, so the 64th '[' (column 72) opens the 65th: one too many.
+  CHECK(ErrorOf(nested(63), "c.json") != "(loaded fine)");
+  CHECK_THAT(ErrorOf(nested(63), "c.json"), !Catch::Contains("nested"));
+  CHECK(ErrorOf(nested(64), "c.json") == "c.json:1:72: nested more than 64 levels deep");
+  CHECK(ErrorOf(nested(50000), "c.json") == "c.json:1:72: nested more than 64 levels deep");
+  CHECK(ErrorOf(nested(50000), "config") == "config:1:72: nested more than 64 levels deep");
+  // Within the limit it is an ordinary type error.
+  CHECK_THAT(ErrorOf(nested(60), "c.json"), Catch::Contains("mcp: expected a map of provider names"));
+  // Brackets inside strings (escaped quotes too) are text, not nesting.
+  std::string deep_text = "{\"mcp\": {\"openai\": {\"apiKey\": \"\\\"" + std::string(100, '[') + "\", "
+                          "\"model\": \"" + std::string(100, '{') + "\"}}}";
+  auto r = ParseConfigText(deep_text, "c.json", FakeEnv({}));
+  if (!r) FAIL(r.error().message);
+  CHECK(r->providers[0].model == std::string(100, '{'));
+}
+
+TEST_CASE("Document markers yaml-cpp reads as content do not count as documents", "[unit][config]") {
+  auto r = ParseConfigText(
+      "---\nmcp:\n  openai:\n    apiKey: x\n    model: >-\n      a\n      ---\n      ...\n...\n", "c.yaml",
+      FakeEnv({}));
+  if (!r) FAIL(r.error().message);
+  CHECK(r->providers[0].model == "a --- ...");
 }
 
 TEST_CASE("LoadConfigFile reports a missing file or a directory", "[unit][config]") {
