@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace kpm {
@@ -169,6 +170,96 @@ TEST_CASE("A key that contains another key is removed whole", "[unit][common][re
   scrubber.Add("abcdefgh");
   scrubber.Add("xxabcdefghyy");
   CHECK(scrubber.Scrub("a xxabcdefghyy b abcdefgh") == "a [redacted] b [redacted]");
+}
+
+TEST_CASE("A key cannot re-form across the marker", "[unit][common][redact]") {
+  // fuzz/crashes/fuzz_scrubber/key-reformed-across-marker: the key starts with the end
+  // of "[redacted]", so replacing its first copy rebuilt it from the marker's tail.
+  Scrubber scrubber;
+  scrubber.Add("ted]abcdefgh");
+  CHECK(scrubber.Scrub("ted]abcdefghabcdefgh") == "[redacted]");
+  CHECK(scrubber.Scrub("x ted]abcdefghabcdefgh y") == "x [redacted] y");
+  CHECK(scrubber.Scrub("ted]abcdefgh%61bcdefgh") == "[redacted]");  // re-formed in an encoding
+}
+
+TEST_CASE("A key cannot form between two markers", "[unit][common][redact]") {
+  Scrubber scrubber;
+  scrubber.Add("aaaaaaaaa1");
+  scrubber.Add("acted][redac");  // would read across "[redacted][redacted]"
+  scrubber.Add("cted]X[reda");   // would read across "[redacted]X[redacted]"
+  const std::string out1 = scrubber.Scrub("aaaaaaaaa1aaaaaaaaa1");
+  CHECK(out1 == "[redacted]");  // touching redactions share one marker
+  const std::string out2 = scrubber.Scrub("<aaaaaaaaa1Xaaaaaaaaa1>");
+  CAPTURE(out2);
+  CHECK(out2.find("cted]X[reda") == std::string::npos);
+  CHECK(out2 == "<[redacted]>");
+}
+
+TEST_CASE("A key inside the marker does not hide a key crossing it", "[unit][common][redact]") {
+  // "dac" matches inside "[redacted]" (harmless, the marker is ours); the rescan must
+  // still find "acted]abcdefgh", which starts within that match and leaves the marker.
+  Scrubber scrubber;
+  scrubber.Add("dac");
+  scrubber.Add("acted]abcdefgh");
+  scrubber.Add("zzzzzzzz");
+  CHECK(scrubber.Scrub("zzzzzzzzabcdefgh") == "[redacted]");  // not "[redacted]abcdefgh"
+}
+
+TEST_CASE("A key is found at any byte, not only where an escape would start", "[unit][common][redact]") {
+  Scrubber scrubber;
+  scrubber.Add("4142abcdefgh");  // "%41" would decode to 'A', swallowing the key's start
+  CHECK(scrubber.Scrub("%4142abcdefgh") == "%[redacted]");
+  scrubber.Add("u0041bcdefghij");
+  CHECK(scrubber.Scrub("\\u0041bcdefghij") == "\\[redacted]");
+  scrubber.Add("p%41ss word+x");  // '%' and '+' both raw and as escapes
+  for (const std::string form : {"p%41ss word+x", "p%2541ss+word%2Bx", "p\\u0025\\u0034\\u0031ss%20word+x"}) {
+    CAPTURE(form);
+    CHECK(scrubber.Scrub("=" + form + ";") == "=[redacted];");
+  }
+}
+
+TEST_CASE("A key of many backslashes is matched in linear time", "[unit][common][redact]") {
+  // Found by fuzz_scrubber (a timeout): each '\\' can be raw or half of the escape "\\\\",
+  // and trying the readings one path at a time took exponential time.
+  const std::string key(38, '\\');
+  Scrubber scrubber;
+  scrubber.Add(key);
+  CHECK(scrubber.Scrub("x:" + key) == "x:[redacted]");
+  CHECK(scrubber.Scrub("x:" + key + key) == "x:[redacted]");
+  CHECK(scrubber.Scrub(std::string(4000, '\\')) == "[redacted]");
+  const std::string almost(37, '\\');
+  CHECK(scrubber.Scrub("x:" + almost + ";") == "x:" + almost + ";");
+}
+
+TEST_CASE("Keys sharing a vendor prefix are told apart", "[unit][common][redact]") {
+  Scrubber scrubber;
+  std::vector<std::string> keys;
+  for (int i = 0; i < 100; ++i) {
+    keys.push_back("sk-proj-" + std::to_string(1000 + i) + "abcdefghijklmnopqrstuvwxyz" + std::to_string(i));
+    scrubber.Add(keys.back());
+  }
+  const std::string listing = "openai#1 sk-proj-…1000, openai#2 sk-proj-1001abcdefghijklmnopq";
+  CHECK(scrubber.Scrub(listing) == listing);
+  for (const std::string& key : keys) {
+    CAPTURE(key);
+    CHECK(scrubber.Scrub("key=" + key + "&k2=" + PercentEncodeAll(key, true)) == "key=[redacted]&k2=[redacted]");
+  }
+}
+
+TEST_CASE("Scrub is safe to call from several threads at once", "[unit][common][redact]") {
+  Scrubber scrubber;
+  for (int i = 0; i < 20; ++i) scrubber.Add("sk-proj-CANARY" + std::to_string(i) + "xxxxxxxxxxxxxxxx");
+  const std::string text = "a sk-proj-CANARY7xxxxxxxxxxxxxxxx b " + JsonUnicodeEscapeAll("sk-proj-CANARY19xxxxxxxxxxxxxxxx");
+  const std::string want = "a [redacted] b [redacted]";
+  std::vector<int> wrong(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 500; ++i) wrong[t] += scrubber.Scrub(text) != want;
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(wrong == std::vector<int>(4, 0));
 }
 
 }  // namespace
