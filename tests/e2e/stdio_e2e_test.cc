@@ -248,6 +248,17 @@ TEST_CASE("bad input gets the JSON-RPC error of SPEC §5 and the server keeps se
     CHECK((*reply)["result"]["isError"] == true);
     CHECK(ResultText((*reply)["result"]).find("provider") != std::string::npos);
   }
+  SECTION("an out-of-range max_tokens is an isError result, not undefined behaviour") {
+    // Found by fuzz_json_schema: 1e300 passed the schema and reached get<int>().
+    for (const char* raw : {"1e300", "4294967297"}) {
+      auto reply = s.CallTool("complete", {{"prompt", "x"}, {"max_tokens", nlohmann::json::parse(raw)}}, kReadTimeout);
+      REQUIRE(reply.has_value());
+      INFO(reply->dump());
+      REQUIRE(reply->contains("result"));
+      CHECK((*reply)["result"]["isError"] == true);
+      CHECK(ResultText((*reply)["result"]).find("max_tokens") != std::string::npos);
+    }
+  }
   SECTION("a notification is never answered, even an unknown one") {
     REQUIRE(s.Notify("notifications/no_such_thing", Json::object()));
     REQUIRE(s.SendRaw(R"({"jsonrpc":"2.0","method":"ping"})"));
