@@ -40,10 +40,15 @@ int RunCheck(App& app) {
   std::string table = RenderPoolsTable(views);
   std::fwrite(table.data(), 1, table.size(), stdout);
   std::printf("\n");
+  // Usable means verified now: a key whose check could not reach its server (network,
+  // timeout) keeps its state in the pool but does not count here.
   bool all_usable = true;
   for (ProviderEntry* e : app.All()) {
     bool usable = false;
-    for (const auto& k : e->pool->Snapshot().keys) usable |= k.state == keypool::KeyState::kReady;
+    for (const auto& c : checks) {
+      usable |= c.provider == e->config.name && c.checked && c.outcome == keypool::Outcome::kOk &&
+                c.key.state != keypool::KeyState::kDisabled;
+    }
     if (!usable) {
       all_usable = false;
       std::printf("%s: no usable key\n", e->config.name.c_str());

@@ -131,6 +131,16 @@ TEST_CASE("the --check flag prints a table of every key and exits 0 only when ea
     CHECK(requests[0]["path"] == "/v1/models");
     CHECK(requests[0]["key_fingerprint"] == "(no key)");
   }
+  SECTION("keys whose check cannot reach the server are not verified: exit 1") {
+    ProviderSpec down{"down", "openai", "http://127.0.0.1:9/v1", "gpt-mock", {kCanary1}, ""};
+    auto p = run_check(ConfigYaml({down}));
+    const std::string out = p->StdoutSoFar();
+    INFO("stdout:\n" << out << "\nstderr:\n" << p->Stderr());
+    CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(1));
+    CHECK_FALSE(LineWith(out, {"down#1", "network_error"}).empty());
+    CHECK_FALSE(LineWith(out, {"down", "no usable key"}).empty());
+    check_no_leak(*p);
+  }
   SECTION("one provider fine, another with no usable key: exit 1") {
     mock.SetDefault(kCanary2, "401");
     auto p = run_check(ConfigYaml({MockProvider(mock, "good", "openai", "gpt-mock", {kCanary1}),
