@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <future>
+#include <semaphore>
 
 #include <spdlog/spdlog.h>
 
 #include "keypool/key_pool.h"
 
 namespace kpm::server {
+namespace {
+constexpr std::ptrdiff_t kMaxConcurrentChecks = 16;
+}  // namespace
 
 Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<providers::HttpClient> http,
                                          std::unique_ptr<keypool::Clock> clock) {
@@ -74,6 +78,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
     size_t index;
     std::future<std::pair<keypool::AttemptOutcome, providers::HealthInfo>> result;
   };
+  std::counting_semaphore<kMaxConcurrentChecks> slots(kMaxConcurrentChecks);
   std::vector<Job> jobs;
   for (auto& e : entries_) {
     if (!only.empty() && e->config.name != only) continue;
@@ -85,13 +90,17 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
         jobs.push_back({entry, i, {}});
         continue;
       }
-      int64_t deadline = clock_->NowMs() + std::min<int64_t>(entry->config.first_byte_timeout_ms, 15000) + 5000;
-      jobs.push_back({entry, i, std::async(std::launch::async, [entry, lease, deadline, cancel] {
+      jobs.push_back({entry, i, std::async(std::launch::async, [this, entry, lease, cancel, &slots] {
+                        // At most kMaxConcurrentChecks requests at once, however many keys;
+                        // each check's time bound starts when it gets a slot.
+                        slots.acquire();
                         providers::HealthInfo info;
                         providers::AttemptContext ctx;
-                        ctx.deadline_ms = deadline;
+                        ctx.deadline_ms = clock_->NowMs() +
+                                          std::min<int64_t>(entry->config.first_byte_timeout_ms, 15000) + 5000;
                         ctx.cancel = cancel;
                         keypool::AttemptOutcome out = entry->adapter->CheckKey(lease, ctx, &info);
+                        slots.release();
                         return std::make_pair(out, info);
                       })});
     }
