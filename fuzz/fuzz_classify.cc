@@ -26,23 +26,19 @@
 #include "keypool/rate_limit_hints.h"
 #include "providers/classify.h"
 
+#include "fuzz/fuzz_check.h"
+
 namespace {
+
+using kpm::fuzz::Fail;
+using kpm::fuzz::g_input;
 
 namespace pv = kpm::providers;
 namespace kp = kpm::keypool;
 using kp::Outcome;
 
-std::string_view g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_classify: %s\n  input (%zu bytes)\n", what.c_str(), g_input.size());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
 
 bool ValidUtf8(std::string_view s) {
   size_t i = 0;
@@ -180,13 +176,5 @@ void Run(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
-  try {
-    Run(data, size);
-  } catch (const std::exception& e) {
-    Fail(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    Fail("non-std exception escaped");
-  }
-  return 0;
+  return kpm::fuzz::RunOne(data, size, Run);
 }

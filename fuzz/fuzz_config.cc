@@ -25,20 +25,15 @@
 
 #include "server/config.h"
 
+#include "fuzz/fuzz_check.h"
+
 namespace kpm_fuzz {
 
-std::string_view g_input;
+using ::kpm::fuzz::Fail;
+using ::kpm::fuzz::g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_config: %s\n  input (%zu bytes): %.*s\n", what.c_str(), g_input.size(),
-               static_cast<int>(g_input.size()), g_input.data());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
+
 
 constexpr std::string_view kCanaryTag = "envcanary";
 
@@ -143,14 +138,6 @@ void Run(std::string_view input) {
 using kpm_fuzz::g_input;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
   kpm_fuzz::g_canaries.clear();
-  try {
-    kpm_fuzz::Run(g_input);
-  } catch (const std::exception& e) {
-    kpm_fuzz::Fail(std::string("exception escaped from ParseConfigText: ") + e.what());
-  } catch (...) {
-    kpm_fuzz::Fail("non-std exception escaped from ParseConfigText");
-  }
-  return 0;
+  return kpm::fuzz::RunOne(data, size, [](const uint8_t*, size_t) { kpm_fuzz::Run(g_input); });
 }

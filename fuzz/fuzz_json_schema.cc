@@ -2,8 +2,8 @@
 // of every tools/call against the tool's inputSchema (SPEC §5).
 //
 // Mode 0 (most inputs): the input is the arguments JSON text; the schema is the
-// `complete` tool's input schema (copied from server/tool_complete.cc, where it sits
-// in an anonymous namespace; keep the two in step). Checks:
+// `complete` tool's input schema (server/complete_schema.cc, the one the tool uses).
+// Checks:
 //   - ValidateJson never throws; a failure names a path and says what is wrong;
 //   - soundness: arguments that pass are what the `complete` handler can read without
 //     surprises: every field has the schema's type, messages[] are {role, content}
@@ -25,51 +25,23 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/complete_schema.h"
 #include "server/json_schema.h"
+
+#include "fuzz/fuzz_check.h"
 
 namespace {
 
+using kpm::fuzz::Fail;
+using kpm::fuzz::g_input;
+
 using Json = nlohmann::json;
 
-std::string_view g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_json_schema: %s\n  input: %.*s\n", what.c_str(), static_cast<int>(g_input.size()),
-               g_input.data());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
-
-// Same shape as server/tool_complete.cc InputSchema().
-Json CompleteInputSchema() {
-  Json message = {{"type", "object"},
-                  {"properties",
-                   {{"role", {{"type", "string"}, {"enum", {"system", "user", "assistant"}}}},
-                    {"content", {{"type", "string"}}}}},
-                  {"required", {"role", "content"}},
-                  {"additionalProperties", false}};
-  return {{"type", "object"},
-          {"properties",
-           {{"prompt", {{"type", "string"}, {"description", "The user prompt. Give this or `messages`."}}},
-            {"messages",
-             {{"type", "array"},
-              {"items", message},
-              {"minItems", 1},
-              {"description", "The conversation. Give this or `prompt`."}}},
-            {"system", {{"type", "string"}, {"description", "System prompt."}}},
-            {"provider", {{"type", "string"}, {"description", "Provider name from the config."}}},
-            {"model", {{"type", "string"}, {"description", "Model id."}}},
-            {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"maximum", 10000000}}},
-            {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}}}},
-          {"additionalProperties", false}};
-}
 
 const Json& Schema() {
-  static const Json schema = CompleteInputSchema();
+  static const Json schema = kpm::server::CompleteInputSchema();
   return schema;
 }
 
@@ -207,17 +179,11 @@ void RunMode1(std::string_view text) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
-  try {
-    if (size > 0 && data[0] == 0x01) {
+  return kpm::fuzz::RunOne(data, size, [](const uint8_t* d, size_t n) {
+    if (n > 0 && d[0] == 0x01) {
       RunMode1(g_input.substr(1));
     } else {
       RunMode0(g_input);
     }
-  } catch (const std::exception& e) {
-    Fail(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    Fail("non-std exception escaped");
-  }
-  return 0;
+  });
 }

@@ -25,21 +25,17 @@
 
 #include "keypool/rate_limit_hints.h"
 
+#include "fuzz/fuzz_check.h"
+
 namespace {
+
+using kpm::fuzz::Fail;
+using kpm::fuzz::g_input;
 
 namespace kp = kpm::keypool;
 
-std::string_view g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_rate_limit_hints: %s\n  input: %zu bytes\n", what.c_str(), g_input.size());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
 
 constexpr int64_t kDayMs = 24LL * 3600 * 1000;
 constexpr int64_t kYear10000Ms = 253402300800000LL;  // 10000-01-01T00:00:00Z
@@ -182,13 +178,5 @@ void Run(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
-  try {
-    Run(data, size);
-  } catch (const std::exception& e) {
-    Fail(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    Fail("non-std exception escaped");
-  }
-  return 0;
+  return kpm::fuzz::RunOne(data, size, Run);
 }

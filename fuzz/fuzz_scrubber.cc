@@ -28,20 +28,16 @@
 
 #include "common/redact.h"
 
+#include "fuzz/fuzz_check.h"
+
 namespace {
 
-std::string_view g_input;
-std::string g_detail;
+using kpm::fuzz::Fail;
+using kpm::fuzz::g_detail;
+using kpm::fuzz::g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_scrubber: %s\n%s\n", what.c_str(), g_detail.c_str());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
+
 
 std::string Escaped(std::string_view s) {  // for messages: printable, unambiguous
   std::string out;
@@ -242,14 +238,5 @@ void Run(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
-  g_detail.clear();
-  try {
-    Run(data, size);
-  } catch (const std::exception& e) {
-    Fail(std::string("exception escaped: ") + e.what());
-  } catch (...) {
-    Fail("non-std exception escaped");
-  }
-  return 0;
+  return kpm::fuzz::RunOne(data, size, Run);
 }

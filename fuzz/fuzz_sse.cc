@@ -24,22 +24,18 @@
 
 #include "providers/sse_parser.h"
 
+#include "fuzz/fuzz_check.h"
+
 namespace {
+
+using kpm::fuzz::Fail;
+using kpm::fuzz::g_input;
 
 using kpm::providers::SseEvent;
 using kpm::providers::SseParser;
 
-std::string_view g_input;
 
-[[noreturn]] void Fail(const std::string& what) {
-  std::fprintf(stderr, "fuzz_sse: %s\n  input (%zu bytes)\n", what.c_str(), g_input.size());
-  std::abort();
-}
 
-#define CHECK(cond)                               \
-  do {                                            \
-    if (!(cond)) Fail("check failed: " #cond);    \
-  } while (0)
 
 bool Same(const SseEvent& a, const SseEvent& b) { return a.event == b.event && a.data == b.data && a.id == b.id; }
 
@@ -179,13 +175,5 @@ void Run(const uint8_t* data, size_t size) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  g_input = std::string_view(reinterpret_cast<const char*>(data), size);
-  try {
-    Run(data, size);
-  } catch (const std::exception& e) {
-    Fail(std::string("exception escaped from SseParser: ") + e.what());
-  } catch (...) {
-    Fail("non-std exception escaped from SseParser");
-  }
-  return 0;
+  return kpm::fuzz::RunOne(data, size, Run);
 }

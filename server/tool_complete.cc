@@ -6,33 +6,11 @@
 #include <spdlog/spdlog.h>
 
 #include "keypool/failover.h"
+#include "server/complete_schema.h"
 #include "server/tools.h"
 
 namespace kpm::server {
 namespace {
-
-Json InputSchema() {
-  Json message = {{"type", "object"},
-                  {"properties",
-                   {{"role", {{"type", "string"}, {"enum", {"system", "user", "assistant"}}}},
-                    {"content", {{"type", "string"}}}}},
-                  {"required", {"role", "content"}},
-                  {"additionalProperties", false}};
-  return {{"type", "object"},
-          {"properties",
-           {{"prompt", {{"type", "string"}, {"description", "The user prompt. Give this or `messages`."}}},
-            {"messages",
-             {{"type", "array"},
-              {"items", message},
-              {"minItems", 1},
-              {"description", "The conversation. Give this or `prompt`."}}},
-            {"system", {{"type", "string"}, {"description", "System prompt."}}},
-            {"provider", {{"type", "string"}, {"description", "Provider name from the config (default: the default provider)."}}},
-            {"model", {{"type", "string"}, {"description", "Model id (default: the provider's configured model)."}}},
-            {"max_tokens", {{"type", "integer"}, {"minimum", 1}, {"maximum", 10000000}}},
-            {"temperature", {{"type", "number"}, {"minimum", 0}, {"maximum", 2}}}}},
-          {"additionalProperties", false}};
-}
 
 Json OutputSchema() {
   Json attempt = {{"type", "object"},
@@ -75,7 +53,7 @@ Tool MakeCompleteTool(App& app) {
       "Runs one model completion through the provider's pool of API keys. A key that is rate limited, "
       "out of credit, revoked or failing is skipped automatically and the call moves to the next key "
       "(and then to fallback providers); `attempts` shows every key tried.";
-  t.input_schema = InputSchema();
+  t.input_schema = CompleteInputSchema();
   t.output_schema = OutputSchema();
   t.handler = [&app](const Json& args, ToolContext& ctx) -> ToolResult {
     providers::CompletionRequest req;
