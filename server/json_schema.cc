@@ -1,5 +1,6 @@
 #include "server/json_schema.h"
 
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <optional>
@@ -10,7 +11,21 @@ namespace {
 
 using Json = nlohmann::json;
 
+/// A field name that reads unambiguously in "path: what" (letters, digits, '_', '-').
+bool PlainName(std::string_view name) {
+  if (name.empty()) return false;
+  for (unsigned char c : name) {
+    if (!std::isalnum(c) && c != '_' && c != '-') return false;
+  }
+  return true;
+}
+
 std::string Child(const std::string& path, std::string_view name) {
+  // Names come from the client: one like `": x"` or with a newline would blur the
+  // message, so anything unusual is shown JSON-quoted in brackets: ["a: b"].
+  if (!PlainName(name)) {
+    return path + "[" + Json(std::string(name)).dump(-1, ' ', false, Json::error_handler_t::replace) + "]";
+  }
   if (path.empty()) return std::string(name);
   std::string s = path;
   s += '.';

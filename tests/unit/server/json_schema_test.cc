@@ -74,6 +74,10 @@ TEST_CASE("the first error names the field path and what is wrong", "[unit][serv
                                         "prompt, provider, stop, temperature)"},
       {R"({"messages":[{"role":"user","content":"x","name":"n"}]})",
        "messages[0].name: unknown field (allowed: content, role)"},
+      {R"({"prompt":"hi",": []ms":1})", R"([": []ms"]: unknown field (allowed: max_tokens, messages, )"
+                                         "prompt, provider, stop, temperature)"},  // found by fuzz_json_schema
+      {R"({"messages":[{"role":"user","content":"x","a b":1}]})",
+       R"(messages[0]["a b"]: unknown field (allowed: content, role))"},
       {R"([1])", "(root): expected object, got array"},
       {R"(null)", "(root): expected object, got null"},
   };
