@@ -143,7 +143,7 @@ KeyPool::KeyPool(std::string provider, std::vector<KeySpec> keys, FailoverPolicy
       policy_(policy),
       clock_(clock),
       store_(store ? std::move(store) : std::make_shared<InMemoryKeyStateStore>()) {
-  if (keys.empty()) keys.push_back(KeySpec{"", provider_, "", ""});
+  if (keys.empty()) keys.push_back(KeySpec{"", provider_, "", "", ""});
   for (size_t i = 0; i < keys.size(); ++i) {
     Key k;
     k.spec = std::move(keys[i]);
@@ -168,6 +168,7 @@ KeyLease KeyPool::MakeLease(size_t index, bool trial) const {
   lease.secret = k.spec.secret;
   lease.label = k.spec.label;
   lease.fingerprint = k.fingerprint;
+  lease.base_url = k.spec.base_url;
   lease.trial = trial;
   return lease;
 }

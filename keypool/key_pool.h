@@ -25,6 +25,7 @@ struct KeySpec {
   std::string label;            ///< "<provider>#<n>" unless the config names it
   std::string account;          ///< keys of one account cool together; empty = own account
   std::string disabled_reason;  ///< non-empty: disabled from the start (e.g. unset $VAR)
+  std::string base_url;         ///< the key's own endpoint; empty = the provider's baseUrl
 };
 
 enum class KeyState { kReady, kCoolingDown, kDisabled };
@@ -62,6 +63,7 @@ struct KeyLease {
   std::string secret;       ///< empty = send no auth header
   std::string label;
   std::string fingerprint;
+  std::string base_url;     ///< the key's own endpoint; empty = the provider's baseUrl
   bool trial = false;       ///< half-open trial after a cooldown
   std::string Display() const { return label + " " + fingerprint; }
 };

@@ -32,4 +32,15 @@ std::string DefaultBaseUrl(ProviderType t) {
   return "";
 }
 
+std::string DefaultModel(ProviderType t) {
+  switch (t) {
+    case ProviderType::kOpenAI: return "gpt-4o-mini";
+    case ProviderType::kOpenRouter: return "openrouter/auto";
+    case ProviderType::kAnthropic: return "claude-sonnet-4-5";
+    case ProviderType::kGemini: return "gemini-flash-latest";
+    case ProviderType::kOpenAICompatible: return "";
+  }
+  return "";
+}
+
 }  // namespace kpm::providers

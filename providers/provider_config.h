@@ -21,6 +21,10 @@ std::string_view ProviderTypeName(ProviderType t);
 std::optional<ProviderType> ParseProviderType(std::string_view name);
 /// Default baseUrl per known type; empty for openai-compatible (it must be given).
 std::string DefaultBaseUrl(ProviderType t);
+/// The model used when neither the call nor the config names one (SPEC §2): a stable
+/// alias where the provider offers one. Empty for openai-compatible, whose server is
+/// asked (GET /models) instead.
+std::string DefaultModel(ProviderType t);
 
 struct ProviderConfig {
   std::string name;
