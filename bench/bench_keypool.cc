@@ -136,7 +136,7 @@ void BenchRunCall(int keys, int cooling, int threads = 1) {
     attempts.fetch_add(1, std::memory_order_relaxed);
     return AttemptOutcome{};
   };
-  const std::vector<keypool::PoolAttempt> chain = {{&pool, fn}};
+  const std::vector<keypool::ChainStep> chain = {{&pool, fn}};
   const int per_thread = Iters(threads == 1 ? 50000 : 10000);
   const int warmup = per_thread / 10;
   std::vector<Samples> samples(threads);

@@ -1,6 +1,8 @@
 #include "keypool/failover.h"
 
 #include <algorithm>
+#include <exception>
+#include <new>
 #include <random>
 #include <utility>
 
@@ -32,6 +34,29 @@ std::string SwitchDetail(const AttemptOutcome& out, const KeySnapshot& after) {
   return text + ")";
 }
 
+/// Failures that say more about the endpoint (the server behind a baseUrl) than the key.
+bool EndpointFailure(Outcome o) {
+  return o == Outcome::kServerError || o == Outcome::kNetworkError || o == Outcome::kTimeout;
+}
+
+/// Runs one attempt; an exception that escapes it becomes a server_error (the lease is
+/// then reported by the loop like any other outcome, and the call fails over).
+AttemptOutcome RunAttempt(const AttemptFn& attempt, const KeyLease& key, int64_t deadline) {
+  AttemptOutcome out;
+  try {
+    return attempt(key, deadline);
+  } catch (const std::bad_alloc&) {
+    out.message = "internal error: out of memory";
+  } catch (const std::exception& e) {
+    out.message = std::string("internal error: ") + e.what();
+  } catch (...) {
+    out.message = "internal error: unknown exception";
+  }
+  out.outcome = Outcome::kServerError;
+  spdlog::error("{}: attempt with {} failed: {}", key.provider, key.Display(), out.message);
+  return out;
+}
+
 /// The key the previous attempt left, waiting to be named in the switch log line.
 struct PendingSwitch {
   std::string key_display;
@@ -40,10 +65,25 @@ struct PendingSwitch {
   std::string detail;
 };
 
-enum class PoolEnd {
-  kFinal,        ///< the call is decided (answer, bad request, cancel, deadline, 5xx budget)
-  kExhausted,    ///< no key of this pool is left: try the next pool
-  kNextProvider, ///< context_too_long: this provider cannot take it, try the next pool
+/// How one provider's part of the call ended.
+struct PoolEnd {
+  enum class Kind {
+    kFinal,  ///< the call is decided: answer, bad request, cancel, deadline
+    kDone,   ///< this provider is done for the call: try the next one
+  } kind = Kind::kFinal;
+  /// kDone: what the call returns if no provider is left. kServerError and
+  /// kContextTooLong carry the upstream's message; anything else is exhaustion.
+  Outcome outcome = Outcome::kOk;
+  std::string message;
+  std::string why;  ///< kDone: for the log and progress, e.g. "server errors (503) on 2 attempts"
+};
+
+/// Per endpoint of the provider, what this call has seen of it.
+struct EndpointSeen {
+  int failures = 0;         ///< 5xx, network errors and timeouts of any key on it
+  bool server_error = false;
+  bool down = false;        ///< a network error or timeout: unreachable or silent
+  Outcome down_class = Outcome::kOk;
 };
 
 class CallRun {
@@ -51,16 +91,22 @@ class CallRun {
   CallRun(const CallOptions& options, Clock& clock, int64_t deadline)
       : options_(options), clock_(clock), deadline_(deadline) {}
 
-  PoolEnd RunPool(const PoolAttempt& step, CallResult& result);
+  /// Walks one provider's keys. `fallback_left`: another provider follows in the chain,
+  /// so a silent or unreachable endpoint is not waited on twice.
+  PoolEnd RunPool(const ChainStep& step, bool fallback_left, CallResult& result);
 
   bool Cancelled() const { return options_.cancel && options_.cancel->cancelled(); }
   void Emit(FailoverEvent::Kind kind, const std::string& provider, std::string text) const {
     if (options_.on_event) options_.on_event(FailoverEvent{kind, provider, std::move(text)});
   }
+  /// The class and message of the last failed attempt, for exhaustion and deadlines.
   std::optional<Outcome> last_failure;
   std::string last_message;
 
  private:
+  std::optional<KeyLease> NextKey(KeyPool& pool, size_t start, const std::vector<bool>& tried,
+                                  const std::vector<size_t>& server_error_keys, const std::vector<EndpointSeen>& seen,
+                                  bool fallback_left) const;
   void LogSwitch(const KeyPool& pool, PendingSwitch& pending, const std::string& next_display,
                  const std::string& next_label);
   bool MaybeWait(KeyPool& pool, int64_t* waited_ms);
@@ -68,7 +114,6 @@ class CallRun {
   const CallOptions& options_;
   Clock& clock_;
   const int64_t deadline_;
-  int server_errors_ = 0;  // per call (SPEC §3), across providers
 };
 
 void CallRun::LogSwitch(const KeyPool& pool, PendingSwitch& pending, const std::string& next_display,
@@ -98,47 +143,73 @@ bool CallRun::MaybeWait(KeyPool& pool, int64_t* waited_ms) {
   return true;
 }
 
-PoolEnd CallRun::RunPool(const PoolAttempt& step, CallResult& result) {
+/// The next key to try, in SPEC §3's order of preference: an untried key on an endpoint
+/// that has not failed in this call; then one on an endpoint that answered 5xx; then —
+/// only when no fallback provider is left — one on an endpoint that was unreachable or
+/// silent; last, a key that answered 5xx, again (a transient error may pass).
+std::optional<KeyLease> CallRun::NextKey(KeyPool& pool, size_t start, const std::vector<bool>& tried,
+                                         const std::vector<size_t>& server_error_keys,
+                                         const std::vector<EndpointSeen>& seen, bool fallback_left) const {
+  auto pass = [&](auto allowed) {
+    std::vector<bool> exclude(pool.size());
+    for (size_t i = 0; i < pool.size(); ++i) exclude[i] = !allowed(i);
+    return pool.Acquire(start, exclude);
+  };
+  auto at = [&](size_t i) -> const EndpointSeen& { return seen[pool.endpoint(i)]; };
+  if (auto k = pass([&](size_t i) { return !tried[i] && !at(i).down && !at(i).server_error; })) return k;
+  if (auto k = pass([&](size_t i) { return !tried[i] && !at(i).down; })) return k;
+  if (!fallback_left) {
+    if (auto k = pass([&](size_t i) { return !tried[i]; })) return k;
+  }
+  return pass([&](size_t i) {
+    return !at(i).down && std::find(server_error_keys.begin(), server_error_keys.end(), i) != server_error_keys.end();
+  });
+}
+
+PoolEnd CallRun::RunPool(const ChainStep& step, bool fallback_left, CallResult& result) {
   KeyPool& pool = *step.pool;
   const FailoverPolicy& policy = pool.policy();
   result.provider = pool.provider();
   std::vector<bool> tried(pool.size(), false);
+  std::vector<EndpointSeen> seen(pool.endpoint_count());
   std::vector<size_t> server_error_keys;  // distinct keys that answered 5xx in this call
+  int server_errors = 0;                  // per provider (SPEC §3)
   int last_server_status = 0;
   const size_t start = pool.NextStart();
   int64_t waited_ms = 0;
   std::optional<PendingSwitch> pending;
+  PoolEnd final_end;
 
   while (true) {
     if (Cancelled()) {
       result.outcome = Outcome::kCancelled;
       result.message = "cancelled by the caller";
-      return PoolEnd::kFinal;
+      return final_end;
     }
     if (clock_.NowMs() >= deadline_) {
       result.outcome = Outcome::kTimeout;
       result.message = "the call deadline passed after " + std::to_string(result.attempts.size()) + " attempt(s)";
       if (last_failure) result.message += "; last: " + std::string(OutcomeName(*last_failure)) + ": " + last_message;
-      return PoolEnd::kFinal;
+      return final_end;
     }
-    std::optional<KeyLease> lease = pool.Acquire(start, tried);
-    if (!lease && !server_error_keys.empty()) {
-      // A transient 5xx may be retried on the same key when no other is left.
-      std::vector<bool> again = tried;
-      for (size_t k : server_error_keys) again[k] = false;
-      lease = pool.Acquire(start, again);
-    }
+    std::optional<KeyLease> lease = NextKey(pool, start, tried, server_error_keys, seen, fallback_left);
     if (!lease) {
       if (MaybeWait(pool, &waited_ms)) {
         std::fill(tried.begin(), tried.end(), false);
         continue;
       }
       if (Cancelled()) continue;  // reported at the top of the loop
-      if (pending) {
-        spdlog::info("{}: {} {}{} \xE2\x86\x92 no key left", pool.provider(), pending->key_display,
-                     OutcomeName(pending->outcome), pending->detail);
+      PoolEnd done{PoolEnd::Kind::kDone, Outcome::kOk, "", "no key left"};
+      const bool all_down = std::all_of(seen.begin(), seen.end(), [](const EndpointSeen& e) { return e.down; });
+      if (all_down && !seen.empty()) {
+        done.why = seen.size() > 1 ? "every endpoint failed" : "its endpoint failed";
+        done.why += seen[0].down_class == Outcome::kTimeout ? " (silent: timeout)" : " (unreachable: network_error)";
       }
-      return PoolEnd::kExhausted;
+      if (pending) {
+        spdlog::info("{}: {} {}{} \xE2\x86\x92 {}", pool.provider(), pending->key_display,
+                     OutcomeName(pending->outcome), pending->detail, done.why);
+      }
+      return done;
     }
     if (pending) {
       LogSwitch(pool, *pending, lease->Display(), lease->label);
@@ -146,12 +217,15 @@ PoolEnd CallRun::RunPool(const PoolAttempt& step, CallResult& result) {
     }
 
     const int64_t t0 = clock_.NowMs();
-    AttemptOutcome out = step.attempt(*lease, deadline_);
+    AttemptOutcome out = RunAttempt(step.attempt, *lease, deadline_);
     const int64_t elapsed = clock_.NowMs() - t0;
     // An attempt aborted by the caller's cancellation is not the key's fault.
     if (out.outcome != Outcome::kOk && Cancelled()) out.outcome = Outcome::kCancelled;
     out.message = pool.Scrub(out.message);
-    KeySnapshot after = pool.Report(*lease, out);
+    EndpointSeen& endpoint = seen[pool.endpoint(lease->index)];
+    Fault fault = Fault::kKey;
+    if (EndpointFailure(out.outcome) && endpoint.failures++ > 0) fault = Fault::kEndpoint;
+    KeySnapshot after = pool.Report(*lease, out, fault);
     result.attempts.push_back(
         AttemptRecord{pool.provider(), lease->Display(), out.outcome, out.status, out.message, elapsed});
     tried[lease->index] = true;
@@ -160,41 +234,54 @@ PoolEnd CallRun::RunPool(const PoolAttempt& step, CallResult& result) {
 
     switch (out.outcome) {
       case Outcome::kOk:
-        // SPEC §3: a key that alone failed with 5xx while another key answered earns a
-        // strike; a 5xx repeated on a second key is the provider's, not a key's.
-        if (server_error_keys.size() == 1 && server_error_keys[0] != lease->index) {
+        // SPEC §3: a key that alone failed with 5xx while another key of its endpoint
+        // answered earns a strike; a 5xx repeated on a second key is the endpoint's.
+        if (server_error_keys.size() == 1 && server_error_keys[0] != lease->index &&
+            pool.endpoint(server_error_keys[0]) == pool.endpoint(lease->index)) {
           pool.RecordServerErrorStrike(server_error_keys[0], last_server_status);
         }
         result.outcome = Outcome::kOk;
         result.key = std::move(*lease);
         result.message.clear();
-        return PoolEnd::kFinal;
+        return final_end;
       case Outcome::kBadRequest:
       case Outcome::kCancelled:
         result.outcome = out.outcome;
         result.message = out.message;
-        return PoolEnd::kFinal;
+        return final_end;
       case Outcome::kContextTooLong:
         last_failure = out.outcome;
         last_message = out.message;
-        return PoolEnd::kNextProvider;
+        return PoolEnd{PoolEnd::Kind::kDone, out.outcome, out.message, "context too long"};
       case Outcome::kServerError: {
         last_failure = out.outcome;
         last_message = out.message;
         last_server_status = out.status;
+        endpoint.server_error = true;
         if (std::find(server_error_keys.begin(), server_error_keys.end(), lease->index) == server_error_keys.end()) {
           server_error_keys.push_back(lease->index);
         }
-        if (++server_errors_ > policy.server_error_retries) {
-          result.outcome = Outcome::kServerError;
-          result.message = out.message.empty() ? "upstream server error" : out.message;
-          return PoolEnd::kFinal;
+        if (++server_errors > policy.server_error_retries) {
+          std::string why = "server errors";
+          if (out.status > 0) why += " (" + std::to_string(out.status) + ")";
+          why += " on " + std::to_string(server_errors) + " attempt(s)";
+          spdlog::info("{}: {} {}{} \xE2\x86\x92 {}", pool.provider(), lease->Display(), OutcomeName(out.outcome),
+                       SwitchDetail(out, after), why);
+          return PoolEnd{PoolEnd::Kind::kDone, out.outcome,
+                         out.message.empty() ? "upstream server error" : out.message, why};
         }
         int64_t backoff = std::min(JitteredBackoff(policy.backoff_ms), deadline_ - clock_.NowMs());
         if (backoff > 0 && !clock_.SleepFor(backoff, options_.cancel)) continue;  // cancelled
         break;
       }
-      default:  // rate_limited, quota_exhausted, auth_error, network_error, timeout
+      case Outcome::kNetworkError:
+      case Outcome::kTimeout:
+        last_failure = out.outcome;
+        last_message = out.message;
+        endpoint.down = true;
+        endpoint.down_class = out.outcome;
+        break;
+      default:  // rate_limited, quota_exhausted, auth_error: the key's own state
         last_failure = out.outcome;
         last_message = out.message;
         break;
@@ -242,51 +329,46 @@ std::string DescribeExhaustion(const std::vector<PoolSnapshot>& pools) {
   return text;
 }
 
-namespace {
-
-CallResult RunChain(const std::vector<PoolAttempt>& chain, const CallOptions& options, Clock& clock) {
+CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& options, Clock& clock) {
   CallResult result;
-  if (chain.empty() || chain[0].pool == nullptr) {
+  std::vector<const ChainStep*> steps;
+  for (const ChainStep& s : chain) {
+    if (s.pool != nullptr && s.attempt) steps.push_back(&s);
+  }
+  if (steps.empty()) {
     result.outcome = Outcome::kBadRequest;
     result.message = "no provider to call";
     return result;
   }
-  const int64_t deadline = clock.NowMs() + chain[0].pool->policy().deadline_ms;
+  const int64_t deadline = clock.NowMs() + steps[0]->pool->policy().deadline_ms;
   CallRun run(options, clock, deadline);
-  std::vector<const KeyPool*> tried;
-  PoolEnd end = PoolEnd::kExhausted;
-  for (size_t p = 0; p < chain.size(); ++p) {
-    const PoolAttempt& step = chain[p];
-    if (step.pool == nullptr || !step.attempt) continue;
-    if (!tried.empty()) {
-      const std::string& from = tried.back()->provider();
-      const char* why = end == PoolEnd::kNextProvider ? "context too long" : "no key left";
-      spdlog::info("{}: {} \xE2\x86\x92 falling back to {}", from, why, step.pool->provider());
-      run.Emit(FailoverEvent::Kind::kFallback, step.pool->provider(),
-               from + " " + why + ", falling back to " + step.pool->provider());
+  PoolEnd end;
+  size_t used = 0;
+  for (; used < steps.size(); ++used) {
+    const KeyPool& pool = *steps[used]->pool;
+    if (used > 0) {
+      const std::string& from = steps[used - 1]->pool->provider();
+      spdlog::info("{}: {} \xE2\x86\x92 falling back to {}", from, end.why, pool.provider());
+      run.Emit(FailoverEvent::Kind::kFallback, pool.provider(),
+               from + " " + end.why + ", falling back to " + pool.provider());
     }
-    tried.push_back(step.pool);
-    end = run.RunPool(step, result);
-    if (end == PoolEnd::kFinal) break;
+    end = run.RunPool(*steps[used], used + 1 < steps.size(), result);
+    if (end.kind == PoolEnd::Kind::kFinal) {
+      ++used;
+      break;
+    }
   }
-  for (const KeyPool* pool : tried) result.pools.push_back(pool->Snapshot());
-  if (end == PoolEnd::kFinal) return result;
-
-  if (end == PoolEnd::kNextProvider) {
-    // context_too_long with no fallback left: the upstream's own words.
-    result.outcome = Outcome::kContextTooLong;
-    result.message = run.last_message;
-    return result;
+  for (size_t i = 0; i < used && i < steps.size(); ++i) result.pools.push_back(steps[i]->pool->Snapshot());
+  if (end.kind == PoolEnd::Kind::kDone) {
+    if (end.outcome == Outcome::kServerError || end.outcome == Outcome::kContextTooLong) {
+      // The last provider's own words: what a person can act on.
+      result.outcome = end.outcome;
+      result.message = end.message;
+    } else {
+      result.outcome = run.last_failure.value_or(ClassFromKeys(result.pools));
+      result.message = DescribeExhaustion(result.pools);
+    }
   }
-  result.outcome = run.last_failure.value_or(ClassFromKeys(result.pools));
-  result.message = DescribeExhaustion(result.pools);
-  return result;
-}
-
-}  // namespace
-
-CallResult RunCall(const std::vector<PoolAttempt>& chain, const CallOptions& options, Clock& clock) {
-  CallResult result = RunChain(chain, options, clock);
   if (result.outcome != Outcome::kOk && result.message.empty()) {
     // An upstream that said nothing still gets a readable failure.
     result.message = "upstream answered " + std::string(OutcomeName(result.outcome));

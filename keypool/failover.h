@@ -2,7 +2,6 @@
 /// The failover loop: one call walks a provider's keys (and then its fallback
 /// providers), one attempt per key, until one answers, the call is cancelled or out
 /// of time, or nothing is left. This is where every failover decision is made.
-/// CONTRACT DRAFT: names used by server/ tools; the keypool owner may extend.
 
 #include <functional>
 #include <optional>
@@ -15,9 +14,9 @@
 
 namespace kpm::keypool {
 
-class KeyPool;
-
-/// One attempt with one key, to be finished by `deadline_ms` (Unix ms).
+/// One attempt with one key, to be finished by `deadline_ms` (Unix ms). An exception
+/// that escapes it ends the attempt as a server_error "internal error: …" (the key is
+/// returned and the call fails over); it never escapes RunCall.
 using AttemptFn = std::function<AttemptOutcome(const KeyLease& key, int64_t deadline_ms)>;
 
 struct AttemptRecord {
@@ -36,7 +35,8 @@ struct FailoverEvent {
   std::string text;  ///< e.g. "openai#1 rate_limited, trying openai#2"
 };
 
-struct PoolAttempt {
+/// One provider of a call's chain: its pool and how to run one attempt with it.
+struct ChainStep {
   KeyPool* pool = nullptr;
   AttemptFn attempt;
 };
@@ -57,16 +57,19 @@ struct CallResult {
 
 /// Runs one call over `chain` (chain[0] first, then its fallback providers in order).
 /// The deadline is chain[0]'s policy deadline_ms from the start of the call; no attempt
-/// starts past it and each AttemptFn gets it as its absolute deadline. The AttemptFn
-/// runs with no lock held and may be called from many threads at once.
+/// starts past it and each AttemptFn gets it as its absolute deadline. Attempts run
+/// one after another on the calling thread, with no lock held.
 ///
-/// What ends a call (SPEC §3): an answer (kOk, `key` set); bad_request (the upstream
-/// message, no failover); cancellation (kCancelled, no further key); the deadline
-/// (kTimeout); more than serverErrorRetries further 5xx attempts (the upstream
-/// message); context_too_long with no fallback left (the upstream message); or every
-/// pool exhausted: the class of the last failed attempt and DescribeExhaustion() of
-/// every pool tried. Every attempt is in `attempts`, every switch is logged at info.
-CallResult RunCall(const std::vector<PoolAttempt>& chain, const CallOptions& options, Clock& clock);
+/// A provider is done for the call (SPEC §3) when no usable key is left, its
+/// server-error budget (serverErrorRetries, per provider) is spent, every endpoint it
+/// has failed with a network error or timeout, or it answered context_too_long; the
+/// next provider of the chain is then tried. The call ends with an answer (kOk, `key`
+/// set); bad_request (the upstream message, no failover); cancellation (kCancelled);
+/// the deadline (kTimeout); or the last provider done: its server error or
+/// context_too_long message, else the class of the last failed attempt and
+/// DescribeExhaustion() of every pool tried. Every attempt is in `attempts`; every key
+/// switch and every fallback is logged at info with its reason.
+CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& options, Clock& clock);
 
 /// The exhaustion report: one line per key of every pool, with label, fingerprint,
 /// state, reason and "ready in 41s" for cooling keys. Holds no key material.

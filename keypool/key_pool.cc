@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <utility>
 
+#include "common/strings.h"
+
 namespace kpm::keypool {
 namespace {
 
@@ -11,16 +13,6 @@ constexpr size_t kMaxReasonChars = 160;
 constexpr int64_t kBusyPollMs = 100;
 /// Calls in a row in which a key alone answered 5xx before it is cooled.
 constexpr int kServerErrorStrikesToCool = 2;
-
-std::string Shorten(std::string text) {
-  if (text.size() > kMaxReasonChars) {
-    size_t cut = kMaxReasonChars;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // UTF-8 boundary
-    text.resize(cut);
-    text += "\xE2\x80\xA6";
-  }
-  return text;
-}
 
 /// base << (streak - 1), capped, without overflow.
 int64_t Doubled(int64_t base, int streak, int64_t cap) {
@@ -55,6 +47,14 @@ std::optional<int64_t> ExhaustedUntil(const RateLimitInfo& l, int64_t now) {
     until = std::max(until.value_or(0), *l.tokens_reset_at_ms);
   }
   return until;
+}
+
+/// What a lease that was never reported counts as: the attempt broke, not the key.
+AttemptOutcome AbandonedOutcome() {
+  AttemptOutcome out;
+  out.outcome = Outcome::kServerError;
+  out.message = "internal error: the attempt ended without an outcome";
+  return out;
 }
 
 bool AnyLimit(const RateLimitInfo& l) {
@@ -111,7 +111,9 @@ std::optional<int64_t> ApplyTransition(KeyRecord& r, const AttemptOutcome& o, co
       int64_t cap = std::max(p.error_cooldown_ms, p.rate_limit_cooldown_max_ms);
       int64_t until = now + Doubled(p.error_cooldown_ms, std::max(r.error_streak, 1), cap);
       std::string what = o.outcome == Outcome::kTimeout ? "timeout" : "network error";
-      Extend(r, until, o.outcome, what + (message.empty() ? "" : ": " + message));
+      // Providers' messages already start with their class ("timeout: …").
+      std::string reason = message.rfind(what, 0) == 0 ? message : what + (message.empty() ? "" : ": " + message);
+      Extend(r, until, o.outcome, reason);
       break;
     }
     case Outcome::kServerError:  // decided per call by the failover loop
@@ -129,6 +131,25 @@ std::optional<int64_t> ApplyTransition(KeyRecord& r, const AttemptOutcome& o, co
 }
 
 }  // namespace
+
+KeyLease& KeyLease::operator=(KeyLease&& other) noexcept {
+  if (this == &other) return *this;
+  if (pool_ != nullptr) pool_->Report(*this, AbandonedOutcome());
+  provider = std::move(other.provider);
+  index = other.index;
+  secret = std::move(other.secret);
+  label = std::move(other.label);
+  fingerprint = std::move(other.fingerprint);
+  base_url = std::move(other.base_url);
+  trial = other.trial;
+  pool_ = other.pool_;
+  other.pool_ = nullptr;
+  return *this;
+}
+
+KeyLease::~KeyLease() {
+  if (pool_ != nullptr) pool_->Report(*this, AbandonedOutcome());
+}
 
 std::string FormatDurationMs(int64_t ms) {
   int64_t s = (std::max<int64_t>(ms, 0) + 999) / 1000;
@@ -150,6 +171,14 @@ KeyPool::KeyPool(std::string provider, std::vector<KeySpec> keys, FailoverPolicy
     if (k.spec.label.empty()) k.spec.label = provider_ + "#" + std::to_string(i + 1);
     k.fingerprint = Fingerprint(k.spec.secret);
     k.store_id = provider_ + "/" + std::to_string(i) + "/" + k.spec.label;
+    k.endpoint = endpoint_count_;
+    for (size_t j = 0; j < keys_.size(); ++j) {
+      if (keys_[j].spec.base_url == k.spec.base_url) {
+        k.endpoint = keys_[j].endpoint;
+        break;
+      }
+    }
+    if (k.endpoint == endpoint_count_) ++endpoint_count_;
     scrubber_.Add(k.spec.secret);
     keys_.push_back(std::move(k));
   }
@@ -198,21 +227,26 @@ std::optional<KeyLease> KeyPool::Acquire(size_t start, const std::vector<bool>& 
       if (trial) r.trial_in_flight = true;
       ++r.in_flight;
     });
-    if (leased) return MakeLease(i, trial);
+    if (leased) {
+      KeyLease lease = MakeLease(i, trial);
+      lease.pool_ = this;
+      return lease;
+    }
   }
   return std::nullopt;
 }
 
-KeySnapshot KeyPool::Report(const KeyLease& lease, const AttemptOutcome& outcome) {
+KeySnapshot KeyPool::Report(KeyLease& lease, const AttemptOutcome& outcome, Fault fault) {
   const size_t i = lease.index;
+  if (lease.pool_ != this || i >= keys_.size()) return SnapshotKey(std::min(i, keys_.size() - 1));
+  lease.pool_ = nullptr;
   const int64_t now = clock_.NowMs();
-  const std::string message = Shorten(Scrub(outcome.message));
+  const std::string message = TruncateUtf8(Scrub(outcome.message), kMaxReasonChars);
   std::optional<int64_t> account_until;
   KeyRecord after = store_->Update(keys_[i].store_id, [&](KeyRecord& r) {
     r.in_flight = std::max(0, r.in_flight - 1);
     if (lease.trial) r.trial_in_flight = false;
     ++r.requests;
-    ++r.by_outcome[static_cast<size_t>(outcome.outcome)];
     if (outcome.outcome == Outcome::kOk) {
       ++r.successes;
       r.last_error.clear();
@@ -227,7 +261,7 @@ KeySnapshot KeyPool::Report(const KeyLease& lease, const AttemptOutcome& outcome
     }
     r.last_used_ms = now;
     if (AnyLimit(outcome.limits)) r.last_limits = outcome.limits;
-    account_until = ApplyTransition(r, outcome, policy_, now, message);
+    if (fault == Fault::kKey) account_until = ApplyTransition(r, outcome, policy_, now, message);
   });
   if (account_until) CoolAccount(i, *account_until, outcome.outcome);
   return ToSnapshot(i, after, now);
@@ -283,7 +317,7 @@ KeyLease KeyPool::LeaseForCheck(size_t index) const { return MakeLease(index, fa
 void KeyPool::ApplyHealthCheck(size_t index, const AttemptOutcome& outcome, bool credit_known_positive) {
   if (index >= keys_.size() || !keys_[index].spec.disabled_reason.empty()) return;
   const int64_t now = clock_.NowMs();
-  const std::string message = Shorten(Scrub(outcome.message));
+  const std::string message = TruncateUtf8(Scrub(outcome.message), kMaxReasonChars);
   std::optional<int64_t> account_until;
   store_->Update(keys_[index].store_id, [&](KeyRecord& r) {
     account_until.reset();
@@ -344,6 +378,7 @@ KeySnapshot KeyPool::ToSnapshot(size_t index, const KeyRecord& r, int64_t now) c
   s.last_used_ms = r.last_used_ms;
   s.in_flight = r.in_flight;
   s.last_limits = r.last_limits;
+  s.base_url = k.spec.base_url;
   return s;
 }
 

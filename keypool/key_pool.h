@@ -1,8 +1,6 @@
 #pragma once
 /// KeyPool: the keys of one provider and their state (ready / cooling until T /
 /// disabled), the pick order and the outcome -> state transitions of SPEC §3.
-/// CONTRACT DRAFT: the keypool owner may add members; the names below are used by
-/// providers/ and server/ and should stay.
 
 #include <atomic>
 #include <cstdint>
@@ -47,6 +45,7 @@ struct KeySnapshot {
   int in_flight = 0;                    ///< leases out now
   RateLimitInfo last_limits;            ///< the last rate-limit figures a response gave (absolute times)
   Outcome cause = Outcome::kOk;         ///< the class behind a cooling/disabled state (kAuthError for config-disabled)
+  std::string base_url;                 ///< the key's own endpoint; empty = the provider's
 };
 
 struct PoolSnapshot {
@@ -56,8 +55,24 @@ struct PoolSnapshot {
   std::vector<KeySnapshot> keys;
 };
 
+class KeyPool;
+
 /// A key handed to one attempt. Holds the secret: never log or print it.
-struct KeyLease {
+///
+/// Move-only. A lease from KeyPool::Acquire() goes back to its pool exactly once: by
+/// KeyPool::Report(), or, when the attempt ended without one (an exception, an early
+/// return), by the destructor as a server_error "internal error: the attempt ended
+/// without an outcome", so no key stays "busy" or "trial in flight" until a restart.
+/// Leases made by LeaseForCheck() and moved-from leases belong to no pool.
+class KeyLease {
+ public:
+  KeyLease() = default;
+  KeyLease(KeyLease&& other) noexcept { *this = std::move(other); }
+  KeyLease& operator=(KeyLease&& other) noexcept;
+  KeyLease(const KeyLease&) = delete;
+  KeyLease& operator=(const KeyLease&) = delete;
+  ~KeyLease();
+
   std::string provider;
   size_t index = 0;
   std::string secret;       ///< empty = send no auth header
@@ -66,7 +81,18 @@ struct KeyLease {
   std::string base_url;     ///< the key's own endpoint; empty = the provider's baseUrl
   bool trial = false;       ///< half-open trial after a cooldown
   std::string Display() const { return label + " " + fingerprint; }
+  /// True while the lease still has to be reported to its pool.
+  bool outstanding() const { return pool_ != nullptr; }
+
+ private:
+  friend class KeyPool;
+  KeyPool* pool_ = nullptr;
 };
+
+/// Who an attempt's failure is blamed on. A 5xx, network error or timeout that repeats
+/// on a second key of one endpoint in one call is the endpoint's (SPEC §3 "Not the
+/// key's fault"): counters record it, the key's state does not change.
+enum class Fault { kKey, kEndpoint };
 
 /// "41s", "2m 5s", "1h 0m": a wait as a person reads it (rounded up to whole seconds).
 std::string FormatDurationMs(int64_t ms);
@@ -104,10 +130,16 @@ class KeyPool {
   std::optional<KeyLease> Acquire(size_t start, const std::vector<bool>& exclude = {});
 
   /// Returns a lease from Acquire() and applies the attempt's outcome to the key
-  /// (counters always; state per SPEC §3). A server_error changes no state here: the
-  /// failover loop decides at the end of the call (RecordServerErrorStrike). Returns
-  /// the key as it stands afterwards.
-  KeySnapshot Report(const KeyLease& lease, const AttemptOutcome& outcome);
+  /// (counters always; state per SPEC §3 unless `fault` is kEndpoint). A server_error
+  /// changes no state here: the failover loop decides at the end of the call
+  /// (RecordServerErrorStrike). A lease that is not outstanding changes nothing.
+  /// Returns the key as it stands afterwards.
+  KeySnapshot Report(KeyLease& lease, const AttemptOutcome& outcome, Fault fault = Fault::kKey);
+
+  /// Keys share an endpoint when their base_url is the same (empty = the provider's).
+  /// Endpoints are numbered 0.. in order of first appearance.
+  size_t endpoint(size_t index) const { return keys_[index].endpoint; }
+  size_t endpoint_count() const { return endpoint_count_; }
 
   /// This key alone answered 5xx in a call that another key of the pool then answered.
   /// The second such call in a row (without a success of the key in between) cools
@@ -139,6 +171,7 @@ class KeyPool {
     KeySpec spec;
     std::string fingerprint;
     std::string store_id;
+    size_t endpoint = 0;
   };
 
   KeyLease MakeLease(size_t index, bool trial) const;
@@ -153,6 +186,7 @@ class KeyPool {
   Clock& clock_;
   std::shared_ptr<KeyStateStore> store_;
   Scrubber scrubber_;
+  size_t endpoint_count_ = 0;
   std::atomic<uint64_t> rr_cursor_{0};
 };
 

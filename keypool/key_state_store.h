@@ -3,7 +3,6 @@
 /// KeyPool only reads records and applies read-modify-write updates, so a later store
 /// can share state between processes (a file) or machines (Redis) without touching it.
 
-#include <array>
 #include <cstdint>
 #include <functional>
 #include <mutex>
@@ -14,8 +13,6 @@
 #include "keypool/outcome.h"
 
 namespace kpm::keypool {
-
-inline constexpr size_t kOutcomeCount = static_cast<size_t>(Outcome::kCancelled) + 1;
 
 /// The mutable state of one key. Plain data, so any store can serialise it.
 struct KeyRecord {
@@ -33,7 +30,6 @@ struct KeyRecord {
   uint64_t requests = 0;
   uint64_t successes = 0;
   uint64_t failures = 0;           ///< every non-ok attempt except caller cancellations
-  std::array<uint64_t, kOutcomeCount> by_outcome{};  ///< indexed by Outcome
   std::optional<int> last_status;
   std::string last_error;          ///< scrubbed
   std::optional<int64_t> last_used_ms;

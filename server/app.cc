@@ -90,7 +90,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
         jobs.push_back({entry, i, {}});
         continue;
       }
-      jobs.push_back({entry, i, std::async(std::launch::async, [this, entry, lease, cancel, &slots] {
+      jobs.push_back({entry, i, std::async(std::launch::async, [this, entry, lease = std::move(lease), cancel, &slots] {
                         // At most kMaxConcurrentChecks requests at once, however many keys;
                         // each check's time bound starts when it gets a slot.
                         slots.acquire();

@@ -1,7 +1,6 @@
 // complete: one completion through the pool (SPEC §5). The failover decisions
 // themselves are made in keypool/failover.cc; this file only adapts.
 #include <algorithm>
-#include <mutex>
 
 #include <spdlog/spdlog.h>
 
@@ -52,7 +51,15 @@ Tool MakeCompleteTool(App& app) {
   t.description =
       "Runs one model completion through the provider's pool of API keys. A key that is rate limited, "
       "out of credit, revoked or failing is skipped automatically and the call moves to the next key "
-      "(and then to fallback providers); `attempts` shows every key tried.";
+      "(and then to fallback providers); `attempts` shows every key tried. Without `provider` the "
+      "default provider answers; without `model` each provider uses its default model:";
+  for (ProviderEntry* e : app.All()) {
+    std::string model = e->config.model.empty() ? providers::DefaultModel(e->config.type) : e->config.model;
+    t.description += " " + e->config.name + " (" +
+                     (model.empty() ? std::string("the model its server lists") : model) + ")" +
+                     (e == app.Default() ? " [default]" : "") + ",";
+  }
+  t.description.back() = '.';
   t.input_schema = CompleteInputSchema();
   t.output_schema = OutputSchema();
   t.handler = [&app](const Json& args, ToolContext& ctx) -> ToolResult {
@@ -76,51 +83,35 @@ Tool MakeCompleteTool(App& app) {
       first = app.Find(args["provider"].get<std::string>());
       if (!first) return UnknownProviderResult(app, args["provider"].get<std::string>());
     }
-    std::string model = args.contains("model") ? args["model"].get<std::string>() : first->config.model;
-    if (model.empty()) {
-      return ArgError("model: no model given and provider \"" + first->config.name +
-                      "\" has no default `model` in the config");
-    }
+    const std::string model = args.contains("model") ? args["model"].get<std::string>() : "";
 
-    // Progress counts answer characters and never decreases: a restart on another
-    // key continues from the highest value reached.
-    std::mutex mu;
+    // A call's attempts run one after another on this thread (keypool::RunCall), so
+    // this state needs no lock. Progress counts answer characters and never decreases:
+    // a restart on another key continues from the highest value reached.
     size_t highest = 0;
     size_t base = 0;
     providers::Completion answer;
-    std::string answered_model;
 
-    std::vector<keypool::PoolAttempt> chain;
+    std::vector<keypool::ChainStep> chain;
     for (ProviderEntry* e : app.Chain(first)) {
       providers::CompletionRequest r = req;
-      // The first provider takes the requested model; fallbacks use their own default.
-      r.model = (e == first) ? model : e->config.model;
-      if (r.model.empty()) continue;  // a fallback without a default model cannot serve
-      chain.push_back({e->pool.get(), [e, r, &ctx, &mu, &highest, &base, &answer, &answered_model](
-                                          const keypool::KeyLease& key, int64_t deadline_ms) {
-                         {
-                           std::lock_guard<std::mutex> lock(mu);
-                           base = highest;
-                         }
+      // The first provider takes the requested model; a fallback uses its own default
+      // (its config's `model`, else its type's default: the adapter resolves it).
+      r.model = (e == first) ? model : "";
+      chain.push_back({e->pool.get(), [e, r, &ctx, &highest, &base, &answer](const keypool::KeyLease& key,
+                                                                               int64_t deadline_ms) {
+                         base = highest;
                          providers::AttemptContext actx;
                          actx.deadline_ms = deadline_ms;
                          actx.cancel = &ctx.cancel;
                          actx.on_text = [&, label = key.label](size_t chars) {
-                           size_t now;
-                           {
-                             std::lock_guard<std::mutex> lock(mu);
-                             highest = std::max(highest, base + chars);
-                             now = highest;
-                           }
-                           ctx.progress(static_cast<double>(now), std::nullopt, label + ": " + std::to_string(chars) + " chars");
+                           highest = std::max(highest, base + chars);
+                           ctx.progress(static_cast<double>(highest), std::nullopt,
+                                        label + ": " + std::to_string(chars) + " chars");
                          };
                          providers::Completion c;
                          keypool::AttemptOutcome out = e->adapter->Complete(key, r, actx, &c);
-                         if (out.outcome == keypool::Outcome::kOk) {
-                           std::lock_guard<std::mutex> lock(mu);
-                           answer = std::move(c);
-                           answered_model = r.model;
-                         }
+                         if (out.outcome == keypool::Outcome::kOk) answer = std::move(c);
                          return out;
                        }});
     }
@@ -128,12 +119,7 @@ Tool MakeCompleteTool(App& app) {
     keypool::CallOptions options;
     options.cancel = &ctx.cancel;
     options.on_event = [&](const keypool::FailoverEvent& ev) {
-      size_t now;
-      {
-        std::lock_guard<std::mutex> lock(mu);
-        now = highest;
-      }
-      ctx.progress(static_cast<double>(now), std::nullopt, ev.text);
+      ctx.progress(static_cast<double>(highest), std::nullopt, ev.text);
       ctx.log("info", Json{{"event", "failover"}, {"provider", ev.provider}, {"message", ev.text}});
     };
     int64_t started = app.clock().NowMs();
@@ -147,7 +133,7 @@ Tool MakeCompleteTool(App& app) {
       r.text = answer.text;
       r.structured = {{"text", answer.text},
                       {"provider", result.provider},
-                      {"model", answer.model.empty() ? answered_model : answer.model},
+                      {"model", answer.model},
                       {"key", result.key->Display()},
                       {"finish_reason", answer.finish_reason},
                       {"usage", {{"input_tokens", answer.input_tokens}, {"output_tokens", answer.output_tokens}}},
@@ -159,7 +145,7 @@ Tool MakeCompleteTool(App& app) {
     Json keys = Json::array();
     for (const auto& snap : result.pools) {
       ProviderEntry* e = app.Find(snap.provider);
-      keys.push_back(PoolToJson({e ? std::string(providers::ProviderTypeName(e->config.type)) : "", snap}));
+      keys.push_back(e ? PoolToJson(ViewOf(*e, snap)) : PoolToJson({"", snap, "", ""}));
     }
     r.structured = {{"error", {{"class", std::string(keypool::OutcomeName(result.outcome))}, {"message", r.text}}},
                     {"attempts", AttemptsToJson(result.attempts)},

@@ -37,18 +37,14 @@ Tool MakeListModelsTool(App& app) {
       e = app.Find(args["provider"].get<std::string>());
       if (!e) return UnknownProviderResult(app, args["provider"].get<std::string>());
     }
-    std::mutex mu;
-    std::vector<providers::ModelInfo> models;
-    keypool::PoolAttempt attempt{e->pool.get(), [e, &ctx, &mu, &models](const keypool::KeyLease& key, int64_t deadline) {
+    std::vector<providers::ModelInfo> models;  // attempts run on this thread: no lock
+    keypool::ChainStep attempt{e->pool.get(), [e, &ctx, &models](const keypool::KeyLease& key, int64_t deadline) {
                                    providers::AttemptContext actx;
                                    actx.deadline_ms = deadline;
                                    actx.cancel = &ctx.cancel;
                                    std::vector<providers::ModelInfo> got;
                                    keypool::AttemptOutcome out = e->adapter->ListModels(key, actx, &got);
-                                   if (out.outcome == keypool::Outcome::kOk) {
-                                     std::lock_guard<std::mutex> lock(mu);
-                                     models = std::move(got);
-                                   }
+                                   if (out.outcome == keypool::Outcome::kOk) models = std::move(got);
                                    return out;
                                  }};
     keypool::CallOptions options;
