@@ -3,13 +3,16 @@
 #include <algorithm>
 #include <sstream>
 
+#include "providers/base_url.h"
+
 namespace kpm::server {
 
 using Json = nlohmann::json;
 
-Json KeyToJson(const keypool::KeySnapshot& key) {
+Json KeyToJson(const keypool::KeySnapshot& key, const std::string& provider_base_url) {
   Json j = {{"label", key.label},
             {"fingerprint", key.fingerprint},
+            {"endpoint", providers::UrlHost(key.base_url.empty() ? provider_base_url : key.base_url)},
             {"state", std::string(keypool::KeyStateName(key.state))},
             {"requests", key.requests},
             {"failures", key.failures}};
@@ -23,9 +26,10 @@ Json KeyToJson(const keypool::KeySnapshot& key) {
 
 Json PoolToJson(const PoolView& view) {
   Json keys = Json::array();
-  for (const auto& k : view.snapshot.keys) keys.push_back(KeyToJson(k));
+  for (const auto& k : view.snapshot.keys) keys.push_back(KeyToJson(k, view.base_url));
   return {{"name", view.snapshot.provider},
           {"type", view.type},
+          {"model", view.model.empty() ? Json(nullptr) : Json(view.model)},
           {"strategy", std::string(keypool::StrategyName(view.snapshot.strategy))},
           {"active_key", view.snapshot.active_key ? Json(*view.snapshot.active_key) : Json(nullptr)},
           {"keys", keys}};

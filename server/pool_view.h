@@ -15,9 +15,12 @@ namespace kpm::server {
 struct PoolView {
   std::string type;  ///< provider type name
   keypool::PoolSnapshot snapshot;
+  std::string base_url;  ///< the provider's; a key without its own uses it
+  std::string model;     ///< what a call that names no model gets; empty: asked from the server
 };
 
-nlohmann::json KeyToJson(const keypool::KeySnapshot& key);
+/// One key; `endpoint` is the host of its base_url (else of `provider_base_url`).
+nlohmann::json KeyToJson(const keypool::KeySnapshot& key, const std::string& provider_base_url);
 nlohmann::json PoolToJson(const PoolView& view);
 nlohmann::json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts);
 

@@ -18,6 +18,7 @@ Json PoolsOutputSchema() {
               {"properties",
                {{"label", {{"type", "string"}}},
                 {"fingerprint", {{"type", "string"}}},
+                {"endpoint", {{"type", "string"}}},
                 {"state", {{"type", "string"}, {"enum", {"ready", "cooling_down", "disabled"}}}},
                 {"reason", {{"type", "string"}}},
                 {"ready_in_ms", {{"type", "integer"}}},
@@ -31,6 +32,7 @@ Json PoolsOutputSchema() {
                    {"properties",
                     {{"name", {{"type", "string"}}},
                      {"type", {{"type", "string"}}},
+                     {"model", {{"type", {"string", "null"}}}},
                      {"strategy", {{"type", "string"}}},
                      {"active_key", {{"type", {"string", "null"}}}},
                      {"keys", {{"type", "array"}, {"items", key}}}}},
@@ -55,10 +57,15 @@ std::optional<ToolResult> SelectProviders(App& app, const Json& args, std::vecto
 
 }  // namespace
 
+PoolView ViewOf(const ProviderEntry& e, keypool::PoolSnapshot snapshot) {
+  std::string model = e.config.model.empty() ? providers::DefaultModel(e.config.type) : e.config.model;
+  return {std::string(providers::ProviderTypeName(e.config.type)), std::move(snapshot), e.config.base_url, model};
+}
+
 std::vector<PoolView> Views(const std::vector<ProviderEntry*>& entries) {
   std::vector<PoolView> views;
   for (ProviderEntry* e : entries) {
-    views.push_back({std::string(providers::ProviderTypeName(e->config.type)), e->pool->Snapshot()});
+    views.push_back(ViewOf(*e, e->pool->Snapshot()));
   }
   return views;
 }

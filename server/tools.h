@@ -18,6 +18,8 @@ Tool MakeListModelsTool(App& app);
 
 // Shared by the tools.
 std::vector<PoolView> Views(const std::vector<ProviderEntry*>& entries);
+/// The view of one provider's snapshot: type, base_url and the model a call gets by default.
+PoolView ViewOf(const ProviderEntry& entry, keypool::PoolSnapshot snapshot);
 Json ViewsToJson(const std::vector<PoolView>& views);
 ToolResult UnknownProviderResult(App& app, const std::string& name);
 

@@ -67,6 +67,14 @@ void MockProcess::Script(const std::string& key, const std::vector<std::string>&
   REQUIRE(res->status == 200);
 }
 
+void MockProcess::ScriptJson(const std::string& key, const Json& steps) {
+  Json body = {{"key", key}, {"steps", steps}};
+  auto res = Control().Post("/_mock/script", body.dump(), "application/json");
+  REQUIRE(res);
+  INFO(res->body);
+  REQUIRE(res->status == 200);
+}
+
 void MockProcess::SetDefault(const std::string& key, const std::string& step) {
   Json body = {{"key", key}, {"step", step}};
   auto res = Control().Post("/_mock/default", body.dump(), "application/json");
@@ -133,7 +141,10 @@ std::string ConfigYaml(const std::vector<ProviderSpec>& providers, const std::st
     if (!p.model.empty()) yaml += "    model: " + p.model + "\n";
     if (!p.keys.empty()) {
       yaml += "    apiKey:\n";
-      for (const auto& k : p.keys) yaml += "      - \"" + k + "\"\n";
+      for (const auto& k : p.keys) {
+        // A flow mapping ("{ key: …, name: … }") is a key object; anything else a scalar.
+        yaml += (!k.empty() && k.front() == '{') ? "      - " + k + "\n" : "      - \"" + k + "\"\n";
+      }
     }
     yaml += p.extra;
   }

@@ -79,6 +79,8 @@ class MockProcess {
 
   /// Replaces `key`'s queue of steps (POST /_mock/script); requires the mock to accept it.
   void Script(const std::string& key, const std::vector<std::string>& steps);
+  /// Script with steps given as JSON (strings or step objects: docs/mock-upstream.md §3).
+  void ScriptJson(const std::string& key, const Json& steps);
   /// The step `key` gets once its queue is empty (POST /_mock/default).
   void SetDefault(const std::string& key, const std::string& step);
   /// Forgets scripts, defaults and requests; lets hanging requests go.
@@ -109,7 +111,7 @@ struct ProviderSpec {
   std::string type = "openai";
   std::string base_url;
   std::string model;              ///< omitted when empty
-  std::vector<std::string> keys;  ///< each a YAML scalar: a literal key or "$VAR"
+  std::vector<std::string> keys;  ///< each a literal key or "$VAR" (quoted), or a "{ key: … }" object
   std::string extra;              ///< more YAML lines at provider level (4-space indent)
 };
 

@@ -449,6 +449,26 @@ MockReply BuildMockReply(const MockCall& call, const MockStep& step) {
       }
       AddRateHeaders(call, step, reply);
       break;
+    case K::kEndless:
+      if (Streams(call)) {
+        // A good start, then the same text event for ever: no terminator ever comes.
+        std::vector<std::string> events = StreamEvents(call, {"more "}, 1, false, usage);
+        reply.repeat = events.back();
+        SetStream(call, reply, std::move(events));
+      } else {
+        std::string whole = SuccessBody(call, text, usage, false).dump();
+        reply.chunked = true;
+        reply.pieces = {whole.substr(0, whole.size() / 2)};
+        reply.repeat = std::string(64 * 1024, ' ');
+      }
+      break;
+    case K::kHugeLine:
+      reply.chunked = true;
+      reply.content_type = Streams(call) ? "text/event-stream" : "application/json";
+      reply.pieces = {Streams(call) ? "data: {\"x\":\"" : "{\"x\":\""};
+      reply.repeat = std::string(64 * 1024, 'a');
+      reply.repeat_bytes = step.bytes;
+      break;
     case K::kInbandError: {
       MockError err = BuildMockError(call, step.error.empty() ? DefaultInbandError(call.flavor)
                                                             : step.error, step);

@@ -52,6 +52,10 @@ struct MockReply {
   std::vector<std::string> pieces;  ///< each a whole SSE event (or a slice of a body)
   int gap_ms = 0;
   bool cut = false;
+  /// After `pieces`: write `repeat` again and again, `repeat_bytes` in all (0: until the
+  /// client leaves or the server stops). For endless streams and huge bodies.
+  std::string repeat;
+  int64_t repeat_bytes = 0;
   int delay_ms = 0;
   bool hang = false;
   int hang_ms = 0;  ///< 0 = until the client leaves or the server stops

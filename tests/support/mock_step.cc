@@ -115,6 +115,18 @@ Result<MockStep> ParseMockStep(std::string_view text) {
     }
     return step;
   }
+  if (word == "endless") {
+    if (has_rest) return Bad(text, "takes no argument");
+    step.kind = K::kEndless;
+    return step;
+  }
+  if (word == "hugeline") {
+    auto bytes = ParseInt(rest);
+    if (!has_rest || !bytes || *bytes <= 0) return Bad(text, "hugeline:BYTES needs a byte count");
+    step.kind = K::kHugeLine;
+    step.bytes = *bytes;
+    return step;
+  }
   if (word == "remaining0") {
     step.kind = K::kRemaining0;
     step.ms = 30000;

@@ -31,6 +31,8 @@ struct MockStep {
     kRemaining0,  ///< ok with rate-limit headers saying "remaining 0, reset in `ms`/1000 s"
     kInbandError, ///< 200 that starts fine, then carries the flavor's error `error`
     kRaw,         ///< `status` with `body` as is
+    kEndless,     ///< 200 stream that starts fine and never ends (until the client leaves)
+    kHugeLine,    ///< 200 whose body is `bytes` bytes with no newline at all
   };
 
   Kind kind = Kind::kOk;
@@ -42,6 +44,7 @@ struct MockStep {
   int status = 0;                    ///< kRaw
   std::string body;                  ///< kRaw
   int ms = 0;                        ///< kDelay, kSlow, kHang (0 = no limit), kRemaining0
+  int64_t bytes = 0;                 ///< kHugeLine
   std::optional<double> retry_after_s;    ///< Retry-After header (+ Gemini RetryInfo)
   std::optional<long> retry_after_ms;     ///< retry-after-ms header
   std::map<std::string, std::string> headers;  ///< extra response headers

@@ -242,14 +242,25 @@ void MockUpstream::Impl::Answer(const httplib::Request& req, httplib::Response& 
     size_t next = 0;
     int gap_ms = 0;
     bool cut = false;
+    std::string repeat;
+    int64_t repeat_bytes = 0;
+    int64_t repeated = 0;
   };
-  auto state = std::make_shared<StreamState>(StreamState{reply.pieces, 0, reply.gap_ms, reply.cut});
+  auto state = std::make_shared<StreamState>(
+      StreamState{reply.pieces, 0, reply.gap_ms, reply.cut, reply.repeat, reply.repeat_bytes, 0});
   res.set_chunked_content_provider(
       reply.content_type, [this, state](size_t /*offset*/, httplib::DataSink& sink) {
         if (state->next < state->pieces.size()) {
           if (state->next > 0 && state->gap_ms > 0 && !Sleep(state->gap_ms)) return false;
           const std::string& piece = state->pieces[state->next++];
           return sink.write(piece.data(), piece.size());
+        }
+        if (!state->repeat.empty() && (state->repeat_bytes == 0 || state->repeated < state->repeat_bytes)) {
+          if (!Sleep(0)) return false;  // the server is stopping
+          size_t n = state->repeat.size();
+          if (state->repeat_bytes > 0) n = std::min<int64_t>(n, state->repeat_bytes - state->repeated);
+          state->repeated += static_cast<int64_t>(n);
+          return sink.write(state->repeat.data(), n);  // false once the client has left
         }
         if (state->cut) return false;  // no terminating chunk: the client sees a cut
         sink.done();
