@@ -10,9 +10,18 @@ JOBS=${JOBS:-$(nproc)}
 
 bash scripts/deps.sh --with-node
 
-# Dependencies point one way (STYLE.md §1): keypool knows no HTTP, JSON or YAML.
-if grep -rnE '#include [<"](curl/|providers/|server/|protocol/|nlohmann/|yaml-cpp/|httplib)' keypool common; then
-  echo "architecture check failed: keypool/ or common/ includes a module above it" >&2; exit 1
+# Dependencies point one way (STYLE.md §1), one row per module: what it must not include.
+check_includes() {  # check_includes DIR REGEX WHY
+  if grep -rnE "#include [<\"]($2)" "$1"; then
+    echo "architecture check failed: $1/ $3" >&2; exit 1
+  fi
+}
+check_includes common   'keypool/|providers/|server/|protocol/|nlohmann/|curl/|yaml-cpp/|httplib|spdlog/' "is the leaf: std only"
+check_includes protocol 'keypool/|providers/|server/|curl/|yaml-cpp/|httplib|spdlog/' "knows JSON-RPC and MCP messages only"
+check_includes keypool  'providers/|server/|protocol/|nlohmann/|curl/|yaml-cpp/|httplib' "knows no HTTP, JSON or YAML"
+check_includes providers 'server/|protocol/|yaml-cpp/|httplib' "must not reach up into server/ or protocol/"
+if grep -rlE '#include <curl/' providers | grep -vE 'providers/(curl_http_client|base_url)\.cc$'; then
+  echo "architecture check failed: libcurl belongs in providers/curl_http_client.cc and base_url.cc only" >&2; exit 1
 fi
 if grep -rnE 'std::cout|printf\(|puts\(' server protocol providers keypool common \
      | grep -v 'server/stdio_transport.cc' | grep -v 'server/main.cc' | grep -v snprintf; then
@@ -38,6 +47,10 @@ if [[ "${KPM_SKIP_ASAN:-0}" != 1 ]]; then
   (cd build-asan && ASAN_OPTIONS="detect_leaks=1" UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1" \
      ctest --output-on-failure -j "$JOBS" --timeout 300)
 fi
+
+echo "== Release build of every target (-O3 -Werror with this compiler; no test run)"
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DKPM_BUILD_BENCH=ON >/dev/null
+cmake --build build-release -j "$JOBS"
 
 echo "== keypool suite under ThreadSanitizer"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread \
