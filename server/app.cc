@@ -1,8 +1,8 @@
 #include "server/app.h"
 
 #include <algorithm>
-#include <future>
-#include <semaphore>
+#include <atomic>
+#include <thread>
 
 #include <spdlog/spdlog.h>
 
@@ -10,7 +10,7 @@
 
 namespace kpm::server {
 namespace {
-constexpr std::ptrdiff_t kMaxConcurrentChecks = 16;
+constexpr size_t kMaxConcurrentChecks = 16;
 }  // namespace
 
 Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<providers::HttpClient> http,
@@ -76,52 +76,56 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
   struct Job {
     ProviderEntry* entry;
     size_t index;
-    std::future<std::pair<keypool::AttemptOutcome, providers::HealthInfo>> result;
+    bool runs = false;  // false: nothing to check (a key disabled by configuration)
+    keypool::AttemptOutcome outcome;
+    providers::HealthInfo info;
   };
-  std::counting_semaphore<kMaxConcurrentChecks> slots(kMaxConcurrentChecks);
   std::vector<Job> jobs;
   for (auto& e : entries_) {
     if (!only.empty() && e->config.name != only) continue;
     for (size_t i = 0; i < e->pool->size(); ++i) {
-      ProviderEntry* entry = e.get();
-      keypool::KeyLease lease = entry->pool->LeaseForCheck(i);
-      // A key disabled by configuration (unset variable) has nothing to check.
-      if (lease.secret.empty() && !entry->config.keys.empty()) {
-        jobs.push_back({entry, i, {}});
-        continue;
-      }
-      jobs.push_back({entry, i, std::async(std::launch::async, [this, entry, lease = std::move(lease), cancel, &slots] {
-                        // At most kMaxConcurrentChecks requests at once, however many keys;
-                        // each check's time bound starts when it gets a slot.
-                        slots.acquire();
-                        providers::HealthInfo info;
-                        providers::AttemptContext ctx;
-                        ctx.deadline_ms = clock_->NowMs() +
-                                          std::min<int64_t>(entry->config.first_byte_timeout_ms, 15000) + 5000;
-                        ctx.cancel = cancel;
-                        keypool::AttemptOutcome out = entry->adapter->CheckKey(lease, ctx, &info);
-                        slots.release();
-                        return std::make_pair(out, info);
-                      })});
+      // A key disabled by configuration (unset variable) has an empty secret.
+      const bool runs = !e->pool->LeaseForCheck(i).secret.empty() || e->config.keys.empty();
+      jobs.push_back({e.get(), i, runs, {}, {}});
     }
   }
+  // A fixed number of threads pulls checks from the list, however many keys there are;
+  // each check's time bound starts when a thread takes it.
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    for (size_t j = next++; j < jobs.size(); j = next++) {
+      Job& job = jobs[j];
+      if (!job.runs) continue;
+      keypool::KeyLease lease = job.entry->pool->LeaseForCheck(job.index);
+      providers::AttemptContext ctx;
+      ctx.deadline_ms = clock_->NowMs() + std::min<int64_t>(job.entry->config.first_byte_timeout_ms, 15000) + 5000;
+      ctx.cancel = cancel;
+      job.outcome = job.entry->adapter->CheckKey(lease, ctx, &job.info);
+    }
+  };
+  const size_t threads = std::min<size_t>(kMaxConcurrentChecks, jobs.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+  worker();  // this thread is one of them
+  for (auto& t : pool) t.join();
+
   std::vector<KeyCheck> checks;
-  for (auto& job : jobs) {
+  for (Job& job : jobs) {
     KeyCheck check;
     check.provider = job.entry->config.name;
-    if (job.result.valid()) {
+    if (job.runs) {
       check.checked = true;
-      auto [outcome, info] = job.result.get();
+      keypool::AttemptOutcome& outcome = job.outcome;
       outcome.message = scrubber_->Scrub(outcome.message);
-      job.entry->pool->ApplyHealthCheck(job.index, outcome, info.credit_known_positive);
+      job.entry->pool->ApplyHealthCheck(job.index, outcome, job.info.credit_known_positive);
       check.outcome = outcome.outcome;
       check.detail = outcome.outcome == keypool::Outcome::kOk ? "ok" : outcome.message;
-      if (info.credit_remaining && outcome.outcome == keypool::Outcome::kOk) {
-        check.detail = "ok, credit left " + std::to_string(*info.credit_remaining);
+      if (job.info.credit_remaining && outcome.outcome == keypool::Outcome::kOk) {
+        check.detail = "ok, credit left " + std::to_string(*job.info.credit_remaining);
       }
       if (check.detail.empty()) check.detail = std::string(keypool::OutcomeName(check.outcome));
     }
-    check.key = job.entry->pool->Snapshot().keys[job.index];
+    check.key = job.entry->pool->SnapshotKey(job.index);
     if (!check.checked) check.detail = "not checked: " + check.key.reason;
     checks.push_back(std::move(check));
   }
