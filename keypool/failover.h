@@ -71,6 +71,48 @@ struct CallResult {
 /// switch and every fallback is logged at info with its reason.
 CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& options, Clock& clock);
 
+/// One attempt's outcome and, when it is kOk, what it produced (a completion, a model
+/// list): an attempt returns its payload instead of writing it into captured state.
+template <class T>
+struct Attempt {
+  AttemptOutcome outcome;
+  T value{};
+};
+
+/// A chain step whose attempts return a payload of type T.
+template <class T>
+struct TypedStep {
+  KeyPool* pool = nullptr;
+  std::function<Attempt<T>(const KeyLease& key, int64_t deadline_ms)> attempt;
+};
+
+/// RunCall's result plus the payload of the attempt that answered (set only on kOk).
+template <class T>
+struct TypedResult {
+  CallResult call;
+  std::optional<T> value;
+};
+
+/// RunCall over attempts that return a payload: the failover loop is the same one; the
+/// winning attempt's value comes back in the result.
+template <class T>
+TypedResult<T> RunCall(const std::vector<TypedStep<T>>& chain, const CallOptions& options, Clock& clock) {
+  TypedResult<T> out;
+  std::vector<ChainStep> steps;
+  for (const TypedStep<T>& s : chain) {
+    if (!s.attempt) continue;
+    // Attempts run one after another on this thread, so the last ok value is the answer.
+    steps.push_back({s.pool, [&s, &out](const KeyLease& key, int64_t deadline) {
+                       Attempt<T> a = s.attempt(key, deadline);
+                       if (a.outcome.outcome == Outcome::kOk) out.value = std::move(a.value);
+                       return a.outcome;
+                     }});
+  }
+  out.call = RunCall(steps, options, clock);
+  if (out.call.outcome != Outcome::kOk) out.value.reset();
+  return out;
+}
+
 /// The exhaustion report: one line per key of every pool, with label, fingerprint,
 /// state, reason and "ready in 41s" for cooling keys. Holds no key material.
 std::string DescribeExhaustion(const std::vector<PoolSnapshot>& pools);

@@ -90,16 +90,14 @@ Tool MakeCompleteTool(App& app) {
     // a restart on another key continues from the highest value reached.
     size_t highest = 0;
     size_t base = 0;
-    providers::Completion answer;
 
-    std::vector<keypool::ChainStep> chain;
+    std::vector<keypool::TypedStep<providers::Completion>> chain;
     for (ProviderEntry* e : app.Chain(first)) {
       providers::CompletionRequest r = req;
       // The first provider takes the requested model; a fallback uses its own default
       // (its config's `model`, else its type's default: the adapter resolves it).
       r.model = (e == first) ? model : "";
-      chain.push_back({e->pool.get(), [e, r, &ctx, &highest, &base, &answer](const keypool::KeyLease& key,
-                                                                               int64_t deadline_ms) {
+      chain.push_back({e->pool.get(), [e, r, &ctx, &highest, &base](const keypool::KeyLease& key, int64_t deadline_ms) {
                          base = highest;
                          providers::AttemptContext actx;
                          actx.deadline_ms = deadline_ms;
@@ -109,10 +107,9 @@ Tool MakeCompleteTool(App& app) {
                            ctx.progress(static_cast<double>(highest), std::nullopt,
                                         label + ": " + std::to_string(chars) + " chars");
                          };
-                         providers::Completion c;
-                         keypool::AttemptOutcome out = e->adapter->Complete(key, r, actx, &c);
-                         if (out.outcome == keypool::Outcome::kOk) answer = std::move(c);
-                         return out;
+                         keypool::Attempt<providers::Completion> a;
+                         a.outcome = e->adapter->Complete(key, r, actx, &a.value);
+                         return a;
                        }});
     }
 
@@ -123,13 +120,15 @@ Tool MakeCompleteTool(App& app) {
       ctx.log("info", Json{{"event", "failover"}, {"provider", ev.provider}, {"message", ev.text}});
     };
     int64_t started = app.clock().NowMs();
-    keypool::CallResult result = keypool::RunCall(chain, options, app.clock());
+    keypool::TypedResult<providers::Completion> typed = keypool::RunCall(chain, options, app.clock());
+    const keypool::CallResult& result = typed.call;
     spdlog::debug("complete: provider={} key={} outcome={} attempts={} in {} ms", result.provider,
                   result.key ? result.key->Display() : "-", keypool::OutcomeName(result.outcome),
                   result.attempts.size(), app.clock().NowMs() - started);
 
     ToolResult r;
-    if (result.outcome == keypool::Outcome::kOk && result.key) {
+    if (result.outcome == keypool::Outcome::kOk && result.key && typed.value) {
+      const providers::Completion& answer = *typed.value;
       r.text = answer.text;
       r.structured = {{"text", answer.text},
                       {"provider", result.provider},

@@ -1,6 +1,5 @@
 // list_models: the models a provider offers, fetched through the pool (SPEC §5),
 // and the registration of all four tools.
-#include <mutex>
 
 #include "keypool/failover.h"
 #include "server/tool_registry.h"
@@ -37,19 +36,20 @@ Tool MakeListModelsTool(App& app) {
       e = app.Find(args["provider"].get<std::string>());
       if (!e) return UnknownProviderResult(app, args["provider"].get<std::string>());
     }
-    std::vector<providers::ModelInfo> models;  // attempts run on this thread: no lock
-    keypool::ChainStep attempt{e->pool.get(), [e, &ctx, &models](const keypool::KeyLease& key, int64_t deadline) {
-                                   providers::AttemptContext actx;
-                                   actx.deadline_ms = deadline;
-                                   actx.cancel = &ctx.cancel;
-                                   std::vector<providers::ModelInfo> got;
-                                   keypool::AttemptOutcome out = e->adapter->ListModels(key, actx, &got);
-                                   if (out.outcome == keypool::Outcome::kOk) models = std::move(got);
-                                   return out;
-                                 }};
+    keypool::TypedStep<std::vector<providers::ModelInfo>> step{
+        e->pool.get(), [e, &ctx](const keypool::KeyLease& key, int64_t deadline) {
+          providers::AttemptContext actx;
+          actx.deadline_ms = deadline;
+          actx.cancel = &ctx.cancel;
+          keypool::Attempt<std::vector<providers::ModelInfo>> a;
+          a.outcome = e->adapter->ListModels(key, actx, &a.value);
+          return a;
+        }};
     keypool::CallOptions options;
     options.cancel = &ctx.cancel;
-    keypool::CallResult result = keypool::RunCall({attempt}, options, app.clock());
+    auto typed = keypool::RunCall(std::vector{step}, options, app.clock());
+    const keypool::CallResult& result = typed.call;
+    const std::vector<providers::ModelInfo> models = typed.value.value_or(std::vector<providers::ModelInfo>{});
     ToolResult r;
     if (result.outcome != keypool::Outcome::kOk) {
       r.is_error = true;
