@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "providers/provider_common.h"
+#include "providers/provider_base.h"
 
 namespace kpm::providers {
 namespace {
@@ -53,7 +53,7 @@ Json AnthropicProvider::Body(const CompletionRequest& request, const std::string
   Json body = {{"model", model}, {"max_tokens", max_tokens}, {"messages", messages}};
   if (!system.empty()) body["system"] = system;
   if (request.temperature) body["temperature"] = *request.temperature;
-  if (config_.stream) body["stream"] = true;
+  if (config().stream) body["stream"] = true;
   return body;
 }
 
@@ -63,24 +63,25 @@ void AnthropicProvider::TakeEvent(const std::string& name, const Json& data, Str
   std::string type = JsonString(data, "type");
   if (type.empty()) type = name;
   if (type == "error" || name == "error") {
-    state.inband_error = data.contains("error") ? data["error"] : data;
+    const Json* error = JsonMember(data, "error");
+    state.inband_error = error != nullptr ? *error : data;
   } else if (type == "message_start") {
-    if (auto m = data.find("message"); m != data.end() && m->is_object()) {
+    if (const Json* m = JsonObject(data, "message")) {
       if (std::string model = JsonString(*m, "model"); !model.empty()) c.model = model;
-      if (m->contains("usage")) c.input_tokens = JsonInt((*m)["usage"], "input_tokens");
+      if (const Json* u = JsonObject(*m, "usage")) c.input_tokens = JsonInt(*u, "input_tokens");
     }
   } else if (type == "content_block_delta") {
-    if (auto d = data.find("delta"); d != data.end() && JsonString(*d, "type") == "text_delta") {
+    if (const Json* d = JsonObject(data, "delta"); d != nullptr && JsonString(*d, "type") == "text_delta") {
       c.text += JsonString(*d, "text");
       ReportText(ctx, c.text.size());
     }
   } else if (type == "message_delta") {
-    if (auto d = data.find("delta"); d != data.end()) {
+    if (const Json* d = JsonObject(data, "delta")) {
       if (std::string stop = JsonString(*d, "stop_reason"); !stop.empty()) c.finish_reason = stop;
     }
-    if (auto u = data.find("usage"); u != data.end() && u->is_object()) {
-      if (u->contains("output_tokens")) c.output_tokens = JsonInt(*u, "output_tokens");
-      if (u->contains("input_tokens") && JsonInt(*u, "input_tokens") > 0) c.input_tokens = JsonInt(*u, "input_tokens");
+    if (const Json* u = JsonObject(data, "usage")) {
+      if (JsonMember(*u, "output_tokens") != nullptr) c.output_tokens = JsonInt(*u, "output_tokens");
+      if (JsonInt(*u, "input_tokens") > 0) c.input_tokens = JsonInt(*u, "input_tokens");
     }
   } else if (type == "message_stop") {
     state.done = true;
@@ -91,11 +92,12 @@ void AnthropicProvider::TakeEvent(const std::string& name, const Json& data, Str
 void AnthropicProvider::TakeMessage(const Json& msg, StreamState& state, const AttemptContext& ctx) const {
   if (TakeErrorOrMalformed(msg, "not a JSON object", state)) return;
   if (JsonString(msg, "type") == "error") {
-    state.inband_error = msg.contains("error") ? msg["error"] : msg;
+    const Json* error = JsonMember(msg, "error");
+    state.inband_error = error != nullptr ? *error : msg;
     return;
   }
-  auto content = msg.find("content");
-  if (content == msg.end() || !content->is_array()) {
+  const Json* content = JsonArray(msg, "content");
+  if (content == nullptr) {
     state.MarkMalformed("no content array");
     return;
   }
@@ -106,7 +108,7 @@ void AnthropicProvider::TakeMessage(const Json& msg, StreamState& state, const A
   if (!c.text.empty()) ReportText(ctx, c.text.size());
   if (std::string model = JsonString(msg, "model"); !model.empty()) c.model = model;
   c.finish_reason = JsonString(msg, "stop_reason");
-  if (auto u = msg.find("usage"); u != msg.end()) {
+  if (const Json* u = JsonObject(msg, "usage")) {
     c.input_tokens = JsonInt(*u, "input_tokens");
     c.output_tokens = JsonInt(*u, "output_tokens");
   }
@@ -116,10 +118,10 @@ void AnthropicProvider::TakeMessage(const Json& msg, StreamState& state, const A
 AttemptOutcome AnthropicProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
                                            const AttemptContext& ctx, Completion* out) {
   AttemptOutcome early;
-  std::optional<std::string> model = ResolveModel(request, &early);
+  std::optional<std::string> model = ResolveModel(key, request, ctx, &early);
   if (!model) return early;
   std::optional<HttpRequest> req =
-      NewCompletionRequest(config_.base_url + "/messages", key, Body(request, *model), ctx, &early);
+      NewCompletionRequest(BaseUrl(key) + "/messages", key, Body(request, *model), ctx, &early);
   if (!req) return early;
 
   StreamState state;
@@ -134,18 +136,19 @@ AttemptOutcome AnthropicProvider::Complete(const keypool::KeyLease& key, const C
     TakeEvent(event.event, data, state, ctx);
     return state.inband_error.is_null();
   };
-  HttpResult result = SendCompletion(*req, state, on_event, [&](Json msg) { TakeMessage(msg, state, ctx); });
+  HttpResult result =
+      SendCompletion(*req, request, state, on_event, [&](Json msg) { TakeMessage(msg, state, ctx); });
   return Finish(result, state, ctx, "event: message_stop", out);
 }
 
 AttemptOutcome AnthropicProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
-  return GetJson(config_.base_url + "/models?limit=1", key, ctx, nullptr);
+  return GetJson(BaseUrl(key) + "/models?limit=1", key, ctx, nullptr);
 }
 
 AttemptOutcome AnthropicProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                              std::vector<ModelInfo>* out) {
   return GetModels(
-      config_.base_url + "/models?limit=1000", key, ctx, "data",
+      BaseUrl(key) + "/models?limit=1000", key, ctx, "data",
       [](const Json& m) { return ModelInfo{JsonString(m, "id"), JsonString(m, "display_name")}; }, out);
 }
 

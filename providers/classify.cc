@@ -1,31 +1,21 @@
 #include "providers/classify.h"
 
 #include <algorithm>
-#include <cctype>
+#include <climits>
 
 #include <nlohmann/json.hpp>
 
+#include "common/strings.h"
 #include "keypool/rate_limit_hints.h"
+#include "providers/json_access.h"
 #include "providers/limits.h"
 
 namespace kpm::providers {
 namespace {
 
-using json = nlohmann::json;
 using keypool::Outcome;
 
-std::string Str(const json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  if (it == obj.end() || !it->is_string()) return "";
-  return it->get<std::string>();
-}
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
+constexpr size_t kMessageBytes = 300;  // the upstream's own words in a message
 
 bool Contains(std::string_view hay, std::string_view needle) { return hay.find(needle) != std::string_view::npos; }
 bool EndsWith(std::string_view s, std::string_view suffix) {
@@ -67,70 +57,67 @@ keypool::RateLimitInfo Limits(Outcome outcome, const UpstreamError* e, const Hea
 
 }  // namespace
 
-std::string Truncate(std::string_view text, size_t max) {
-  if (text.size() <= max) return std::string(text);
-  size_t cut = max;
-  while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return std::string(text.substr(0, cut)) + "…";
-}
-
-UpstreamError ParseErrorObject(const json& error) {
+UpstreamError ParseErrorObject(const Json& error) {
   UpstreamError e;
   if (error.is_string()) {  // some compatible servers send {"error":"text"}
-    e.message = error.get<std::string>();
+    e.message = error.get_ref<const std::string&>();
     return e;
   }
   if (!error.is_object()) return e;
-  e.message = Str(error, "message");
-  e.type = Str(error, "type");
-  e.status = Str(error, "status");
-  if (auto it = error.find("code"); it != error.end()) {
-    if (it->is_number_integer()) e.code = it->get<int>();
-    else if (it->is_string()) e.code_text = it->get<std::string>();
+  e.message = JsonString(error, "message");
+  e.type = JsonString(error, "type");
+  e.status = JsonString(error, "status");
+  if (const Json* code = JsonMember(error, "code")) {
+    if (code->is_number_integer()) {
+      // One past int (4294967725) is no code: cast down, its low bits would read as 429.
+      std::optional<int64_t> n = JsonToInt(*code);
+      if (n && *n >= INT_MIN && *n <= INT_MAX) e.code = static_cast<int>(*n);
+    } else if (code->is_string()) {
+      e.code_text = code->get_ref<const std::string&>();
+    }
   }
   if (auto it = error.find("details"); it != error.end()) {
-    if (it->is_object()) e.detail_code = Str(*it, "error_code");  // Anthropic
+    if (it->is_object()) e.detail_code = JsonString(*it, "error_code");  // Anthropic
     if (it->is_array()) {  // Google RPC details
-      for (const json& d : *it) {
+      for (const Json& d : *it) {
         if (!d.is_object()) continue;
-        std::string at = Str(d, "@type");
+        std::string at = JsonString(d, "@type");
         if (EndsWith(at, "google.rpc.ErrorInfo")) {
-          if (std::string r = Str(d, "reason"); !r.empty()) e.reasons.push_back(r);
+          if (std::string r = JsonString(d, "reason"); !r.empty()) e.reasons.push_back(r);
         } else if (EndsWith(at, "google.rpc.QuotaFailure")) {
           if (auto v = d.find("violations"); v != d.end() && v->is_array()) {
-            for (const json& viol : *v) {
-              if (std::string q = Str(viol, "quotaId"); !q.empty()) e.quota_ids.push_back(q);
+            for (const Json& viol : *v) {
+              if (std::string q = JsonString(viol, "quotaId"); !q.empty()) e.quota_ids.push_back(q);
             }
           }
         } else if (EndsWith(at, "google.rpc.RetryInfo")) {
-          e.retry_delay_ms = keypool::ParseProtobufDurationMs(Str(d, "retryDelay"));
+          e.retry_delay_ms = keypool::ParseProtobufDurationMs(JsonString(d, "retryDelay"));
         }
       }
     }
   }
   if (auto md = error.find("metadata"); md != error.end() && md->is_object()) {  // OpenRouter
-    e.error_type = Str(*md, "error_type");
-    e.limit_source = Str(*md, "limit_source");
-    e.provider_code = md->contains("provider_code") && !(*md)["provider_code"].is_null();
+    e.error_type = JsonString(*md, "error_type");
+    e.limit_source = JsonString(*md, "limit_source");
+    const Json* provider_code = JsonMember(*md, "provider_code");
+    e.provider_code = provider_code != nullptr && !provider_code->is_null();
     e.moderation = md->contains("reasons") || md->contains("flagged_input") || md->contains("patterns");
     if (auto h = md->find("headers"); h != md->end() && h->is_object()) {
       for (auto it = h->begin(); it != h->end(); ++it) {
-        if (it->is_string()) e.embedded_headers[Lower(it.key())] = it->get<std::string>();
-        else if (it->is_number()) e.embedded_headers[Lower(it.key())] = it->dump();
+        if (it->is_string()) e.embedded_headers[AsciiLower(it.key())] = it->get_ref<const std::string&>();
+        else if (it->is_number()) e.embedded_headers[AsciiLower(it.key())] = it->dump();  // numbers dump without throwing
       }
     }
   }
   if (auto av = error.find("availability"); av != error.end() && av->is_object()) {  // OpenRouter
-    e.availability_code = Str(*av, "code");
-    if (auto ra = av->find("retry_after"); ra != av->end() && ra->is_number()) {
-      e.availability_retry_after_s = ra->get<double>();
-    }
+    e.availability_code = JsonString(*av, "code");
+    e.availability_retry_after_s = JsonDouble(*av, "retry_after");
   }
   return e;
 }
 
 std::optional<UpstreamError> ParseErrorBody(std::string_view body) {
-  json doc = json::parse(body, nullptr, false);
+  Json doc = Json::parse(body, nullptr, false);
   if (doc.is_discarded()) return std::nullopt;
   if (doc.is_array() && doc.size() == 1) doc = doc[0];  // Gemini's one-element array
   if (!doc.is_object()) return std::nullopt;
@@ -140,7 +127,7 @@ std::optional<UpstreamError> ParseErrorBody(std::string_view body) {
 }
 
 Outcome ClassifyError(int status, const UpstreamError& e) {
-  const std::string msg = Lower(e.message);
+  const std::string msg = AsciiLower(e.message);
   auto has = [&](std::string_view v) {
     return e.code_text == v || e.type == v || e.error_type == v || e.status == v || e.detail_code == v;
   };
@@ -210,17 +197,17 @@ keypool::AttemptOutcome ClassifyHttpError(int status, std::string_view body, con
   if (e) {
     out.outcome = ClassifyError(status, *e);
     std::string label = Label(*e);
-    out.message = std::to_string(status) + (label.empty() ? "" : " " + label) + ": " + Truncate(e->message);
+    out.message = std::to_string(status) + (label.empty() ? "" : " " + label) + ": " + TruncateUtf8(e->message, kMessageBytes);
   } else {
     out.outcome = ClassifyError(status, UpstreamError{});
-    std::string text = body.empty() ? "(empty body)" : Truncate(body);
+    std::string text = body.empty() ? "(empty body)" : TruncateUtf8(body, kMessageBytes);
     out.message = std::to_string(status) + ": " + text;
   }
   out.limits = Limits(out.outcome, e ? &*e : nullptr, headers, now_ms);
   return out;
 }
 
-keypool::AttemptOutcome ClassifyInBandError(const json& error, int http_status, const Headers& headers,
+keypool::AttemptOutcome ClassifyInBandError(const Json& error, int http_status, const Headers& headers,
                                             int64_t now_ms) {
   keypool::AttemptOutcome out;
   out.status = http_status;
@@ -229,7 +216,7 @@ keypool::AttemptOutcome ClassifyInBandError(const json& error, int http_status, 
   std::string label = Label(e);
   std::string code = e.code != 0 ? std::to_string(e.code) : "";
   std::string head = code + (code.empty() || label.empty() ? "" : " ") + label;
-  out.message = "in-stream error" + (head.empty() ? "" : " " + head) + ": " + Truncate(e.message);
+  out.message = "in-stream error" + (head.empty() ? "" : " " + head) + ": " + TruncateUtf8(e.message, kMessageBytes);
   out.limits = Limits(out.outcome, &e, headers, now_ms);
   return out;
 }
@@ -240,22 +227,28 @@ keypool::AttemptOutcome ClassifyTransport(const HttpResult& result) {
   switch (result.error) {
     case TransportError::kNetwork:
       out.outcome = Outcome::kNetworkError;
-      out.message = "network error: " + Truncate(result.error_message);
+      out.message = "network error: " + TruncateUtf8(result.error_message, kMessageBytes);
       break;
     case TransportError::kFirstByteTimeout:
     case TransportError::kIdleTimeout:
     case TransportError::kTotalTimeout:
       out.outcome = Outcome::kTimeout;
-      out.message = "timeout: " + result.error_message;
+      out.message = "timeout: " + TruncateUtf8(result.error_message, kMessageBytes);
       break;
     case TransportError::kCancelled:
       out.outcome = Outcome::kCancelled;
       out.message = "cancelled";
       break;
+    case TransportError::kTooLarge:  // "200 with a body over 32 MiB", "response headers over 256 KiB"
+      out.outcome = Outcome::kServerError;
+      out.message = (result.status != 0 ? std::to_string(result.status) + " with " : "") +
+                    TruncateUtf8(result.error_message.empty() ? "an answer over a size cap" : result.error_message,
+                                 kMessageBytes);
+      break;
     case TransportError::kAborted:
     case TransportError::kNone:
       out.outcome = Outcome::kServerError;
-      out.message = result.error_message.empty() ? "transfer aborted" : result.error_message;
+      out.message = result.error_message.empty() ? "transfer aborted" : TruncateUtf8(result.error_message, kMessageBytes);
       break;
   }
   return out;

@@ -13,6 +13,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/headers.h"
+#include "common/strings.h"
 #include "keypool/outcome.h"
 #include "providers/http_client.h"
 
@@ -50,8 +51,11 @@ std::optional<UpstreamError> ParseErrorBody(std::string_view body);
 keypool::Outcome ClassifyError(int status, const UpstreamError& error);
 
 /// A non-2xx answer (or a 2xx whose body is an error object): outcome, status, a
-/// short message "429 rate_limit_exceeded: <upstream message>" (not scrubbed: callers
-/// scrub) and the rate-limit hints of headers and body.
+/// short message "429 rate_limit_exceeded: <upstream message>" and the rate-limit hints
+/// of headers and body. The message quotes at most 300 bytes of upstream text, cut on a
+/// UTF-8 boundary, and does not scrub: pass text already scrubbed whole (ProviderBase
+/// scrubs every HttpResult before it judges one), so a cut can never hide part of a key
+/// from a later scrub. The same holds for the two functions below.
 keypool::AttemptOutcome ClassifyHttpError(int status, std::string_view body, const Headers& headers,
                                           int64_t now_ms);
 
@@ -61,11 +65,12 @@ keypool::AttemptOutcome ClassifyInBandError(const nlohmann::json& error, int htt
                                             int64_t now_ms);
 
 /// A transfer that failed below HTTP: kNetwork -> network_error, the timeouts ->
-/// timeout, kCancelled -> cancelled; kAborted -> server_error (adapters that abort on
-/// purpose classify that themselves).
+/// timeout, kCancelled -> cancelled; kTooLarge (a size cap) and kAborted ->
+/// server_error (adapters that abort on purpose classify that themselves).
 keypool::AttemptOutcome ClassifyTransport(const HttpResult& result);
 
-/// `text` cut to about `max` bytes (on a UTF-8 boundary), with "…" when cut.
-std::string Truncate(std::string_view text, size_t max = 300);
+/// kpm::TruncateUtf8 under its old name, kept only because fuzz/fuzz_classify.cc still
+/// calls it; remove once that file calls TruncateUtf8.
+inline std::string Truncate(std::string_view text, size_t max = 300) { return TruncateUtf8(text, max); }
 
 }  // namespace kpm::providers

@@ -13,24 +13,32 @@
 // kPollMs, checking the CancelToken and our three clocks (first byte, idle, total)
 // on every turn and in the xferinfo callback, so an abort lands within ~kPollMs and
 // we know which limit fired (curl's own CURLOPT_TIMEOUT_MS is only a backstop).
+//
+// Caps (caps.h): the header block and a collected body are bounded; past a cap the
+// callback makes curl stop the transfer (kTooLarge), so an upstream that never stops
+// sending costs at most the cap. A streamed body is bounded by its callback.
+// No exception may cross libcurl's C frames: our callbacks catch everything and abort.
 
 #include <curl/curl.h>
 
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <charconv>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <string>
 
+#include "common/strings.h"
+#include "providers/caps.h"
 #include "providers/http_client.h"
 
 namespace kpm::providers {
 namespace {
 
 constexpr int kPollMs = 20;
-constexpr size_t kMaxErrorBody = 1 << 20;  // an error body bigger than this is cut
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -52,7 +60,16 @@ struct Transfer {
   SteadyClock::time_point last_byte;  // last header or body byte
   bool headers_done = false;          // the final response's header block has ended
   bool streaming = false;             // body goes to on_body (2xx and a callback given)
+  size_t header_bytes = 0;            // every header line so far, 1xx blocks included
   TransportError abort_reason = TransportError::kNone;
+  std::string abort_what;             // for kTooLarge and a callback that threw
+
+  /// The most body bytes collected into result->body for this response.
+  size_t BodyCap() const {
+    size_t cap = request->max_body_bytes;
+    if (result->status < 200 || result->status > 299) cap = std::min(cap, kMaxErrorBodyBytes);
+    return cap;
+  }
 
   /// Which limit, if any, the transfer has passed by `now`.
   TransportError CheckLimits(SteadyClock::time_point now) const {
@@ -67,58 +84,115 @@ struct Transfer {
   }
 };
 
-size_t HeaderCallback(char* data, size_t size, size_t nitems, void* userdata) {
-  auto* t = static_cast<Transfer*>(userdata);
-  size_t n = size * nitems;
-  std::string_view line(data, n);
+/// One header line (with its line end). False stops the transfer.
+bool OnHeaderLine(Transfer* t, std::string_view line) {
   t->last_byte = SteadyClock::now();
+  t->header_bytes += line.size();
+  if (t->header_bytes > kMaxHeaderBytes) {
+    t->abort_reason = TransportError::kTooLarge;
+    t->abort_what = "response headers over " + CapText(kMaxHeaderBytes);
+    return false;
+  }
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line.substr(0, 5) == "HTTP/") {  // a new status line: 1xx, then the final one
     t->result->headers.clear();
     t->headers_done = false;
     size_t sp = line.find(' ');
     if (sp != std::string_view::npos) {
-      int status = 0;
-      for (size_t i = sp + 1; i < line.size() && std::isdigit(static_cast<unsigned char>(line[i])); ++i) {
+      int status = 0;  // three digits at most: a longer run is no status, and cannot overflow
+      for (size_t i = sp + 1; i < line.size() && i <= sp + 3 && std::isdigit(static_cast<unsigned char>(line[i]));
+           ++i) {
         status = status * 10 + (line[i] - '0');
       }
       t->result->status = status;
     }
-    return n;
+    return true;
   }
   if (line.empty()) {  // end of a header block; 1xx blocks are followed by another
     if (t->result->status >= 200) {
       t->headers_done = true;
       t->streaming = t->on_body != nullptr && *t->on_body && t->result->status < 300;
     }
-    return n;
+    return true;
   }
   size_t colon = line.find(':');
-  if (colon == std::string_view::npos) return n;
-  std::string name(line.substr(0, colon));
-  std::transform(name.begin(), name.end(), name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (colon == std::string_view::npos) return true;
+  std::string name = AsciiLower(line.substr(0, colon));
   std::string_view value = line.substr(colon + 1);
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) value.remove_suffix(1);
   t->result->headers[name] = std::string(value);
-  return n;
+  return true;
+}
+
+/// One piece of the body: to the callback when streaming, else collected up to the cap.
+/// False stops the transfer.
+bool OnBody(Transfer* t, std::string_view data) {
+  t->last_byte = SteadyClock::now();
+  if (t->streaming) {
+    if ((*t->on_body)(data)) return true;
+    t->abort_reason = TransportError::kAborted;
+    return false;
+  }
+  std::string& body = t->result->body;
+  const size_t cap = t->BodyCap();
+  if (body.empty()) {
+    // A declared length: refuse one over the cap at once, else allocate it once (growing
+    // by doubling leaves the outgrown buffers resident, about the body's size again).
+    if (auto it = t->result->headers.find("content-length"); it != t->result->headers.end()) {
+      uint64_t declared = 0;
+      auto [end, ec] = std::from_chars(it->second.data(), it->second.data() + it->second.size(), declared);
+      if (ec == std::errc() && end == it->second.data() + it->second.size()) {
+        if (declared > cap) {
+          t->abort_reason = TransportError::kTooLarge;
+          t->abort_what = "a body over " + CapText(cap);
+          return false;
+        }
+        body.reserve(static_cast<size_t>(declared));
+      }
+    }
+  }
+  const size_t room = cap - std::min(cap, body.size());
+  if (data.size() > room) {
+    body.append(data.substr(0, room));
+    t->abort_reason = TransportError::kTooLarge;
+    t->abort_what = "a body over " + CapText(cap);
+    return false;
+  }
+  if (body.size() + data.size() > body.capacity()) {
+    // Grow towards the cap, never past it: a body near the cap costs the cap, not twice it.
+    body.reserve(std::min(cap, std::max(body.size() + data.size(), 2 * body.capacity())));
+  }
+  body.append(data);
+  return true;
+}
+
+/// Our callbacks run inside libcurl's C frames, which no exception may cross.
+void AbortOnException(Transfer* t) {
+  t->abort_reason = TransportError::kAborted;
+  t->abort_what = "the response could not be processed (out of memory?)";
+}
+
+size_t HeaderCallback(char* data, size_t size, size_t nitems, void* userdata) {
+  auto* t = static_cast<Transfer*>(userdata);
+  const size_t n = size * nitems;
+  try {
+    return OnHeaderLine(t, std::string_view(data, n)) ? n : 0;  // anything but n stops curl
+  } catch (...) {
+    AbortOnException(t);
+    return 0;
+  }
 }
 
 size_t WriteCallback(char* data, size_t size, size_t nmemb, void* userdata) {
   auto* t = static_cast<Transfer*>(userdata);
-  size_t n = size * nmemb;
-  t->last_byte = SteadyClock::now();
-  if (t->streaming) {
-    if (!(*t->on_body)(std::string_view(data, n))) {
-      t->abort_reason = TransportError::kAborted;
-      return CURL_WRITEFUNC_ERROR;
-    }
-    return n;
+  const size_t n = size * nmemb;
+  try {
+    return OnBody(t, std::string_view(data, n)) ? n : CURL_WRITEFUNC_ERROR;
+  } catch (...) {
+    AbortOnException(t);
+    return CURL_WRITEFUNC_ERROR;
   }
-  std::string& body = t->result->body;
-  body.append(data, std::min(n, kMaxErrorBody - std::min(kMaxErrorBody, body.size())));
-  return n;
 }
 
 int XferInfoCallback(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
@@ -264,7 +338,16 @@ HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& 
       case TransportError::kTotalTimeout:
         result.error_message = "request took longer than " + std::to_string(request.total_timeout_ms) + " ms";
         break;
-      case TransportError::kAborted: result.error_message = "aborted by the body callback"; break;
+      case TransportError::kAborted:
+        result.error_message = t.abort_what.empty() ? "aborted by the body callback" : t.abort_what;
+        break;
+      case TransportError::kTooLarge:
+        result.error_message = t.abort_what;
+        if (!t.headers_done) {  // no usable answer: the header block itself was too big
+          result.status = 0;
+          result.headers.clear();
+        }
+        break;
       default: break;
     }
   } else if (code == CURLE_OK) {

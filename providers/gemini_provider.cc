@@ -3,11 +3,13 @@
 // has no [DONE]: it is complete once a chunk carries a finishReason.
 
 #include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
-#include "providers/provider_common.h"
+#include "providers/provider_base.h"
 
 namespace kpm::providers {
 namespace {
@@ -19,6 +21,39 @@ std::string StripModelsPrefix(std::string name) {
   constexpr std::string_view kPrefix = "models/";
   if (name.compare(0, kPrefix.size(), kPrefix) == 0) name.erase(0, kPrefix.size());
   return name;
+}
+
+/// Why `model` cannot be the one path segment it becomes in the URL, or nullopt. These
+/// characters would move the request elsewhere (`/`, `..` segments), end the path
+/// (`?`, `#`), pass a pre-encoded sequence (`%`) or break the request line.
+std::optional<std::string> ModelSegmentError(std::string_view model) {
+  if (model.empty()) return "it is empty";
+  for (char c : model) {
+    auto b = static_cast<unsigned char>(c);
+    if (b < 0x20 || b == 0x7F) return "it contains a control character";
+    if (c == ' ') return "it contains a space";
+    if (c == '/' || c == '?' || c == '#' || c == '%') return std::string("it contains '") + c + "'";
+  }
+  return std::nullopt;
+}
+
+/// `text` with every byte but RFC 3986's unreserved ones as %XX.
+std::string PercentEncoded(std::string_view text) {
+  static constexpr char kHex[] = "0123456789ABCDEF";
+  std::string out;
+  for (char c : text) {
+    auto b = static_cast<unsigned char>(c);
+    bool unreserved = (b >= 'A' && b <= 'Z') || (b >= 'a' && b <= 'z') || (b >= '0' && b <= '9') || c == '-' ||
+                      c == '.' || c == '_' || c == '~';
+    if (unreserved) {
+      out.push_back(c);
+    } else {
+      out.push_back('%');
+      out.push_back(kHex[b >> 4]);
+      out.push_back(kHex[b & 0xF]);
+    }
+  }
+  return out;
 }
 
 class GeminiProvider : public ProviderBase {
@@ -65,28 +100,28 @@ void GeminiProvider::TakeResponse(Json response, StreamState& state, const Attem
   if (TakeErrorOrMalformed(response, "not a JSON object", state)) return;
   Completion& c = state.completion;
   if (std::string v = JsonString(response, "modelVersion"); !v.empty()) c.model = v;
-  if (auto u = response.find("usageMetadata"); u != response.end() && u->is_object()) {
+  if (const Json* u = JsonObject(response, "usageMetadata")) {
     c.input_tokens = JsonInt(*u, "promptTokenCount");
     c.output_tokens = JsonInt(*u, "candidatesTokenCount") + JsonInt(*u, "thoughtsTokenCount");
   }
-  auto candidates = response.find("candidates");
-  if (candidates == response.end() || !candidates->is_array() || candidates->empty()) {
+  const Json* candidates = JsonArray(response, "candidates");
+  if (candidates == nullptr || candidates->empty()) {
     std::string block;
-    if (auto fb = response.find("promptFeedback"); fb != response.end()) block = JsonString(*fb, "blockReason");
+    if (const Json* fb = JsonObject(response, "promptFeedback")) block = JsonString(*fb, "blockReason");
     if (!block.empty()) {
       // The prompt itself was refused: the same on every key (PROVIDERS §6 bad_request).
       AttemptOutcome v;
       v.outcome = Outcome::kBadRequest;
-      v.message = "prompt blocked by Gemini (blockReason " + block + ")";
+      v.message = "prompt blocked by Gemini (blockReason " + DisplayText(scrubber(), block, 100) + ")";
       state.verdict = v;
     }
     return;  // a chunk with only usage is fine
   }
-  const Json& cand = (*candidates)[0];
-  if (auto content = cand.find("content"); content != cand.end() && content->is_object()) {
-    if (auto parts = content->find("parts"); parts != content->end() && parts->is_array()) {
+  const Json& cand = candidates->front();
+  if (const Json* content = JsonObject(cand, "content")) {
+    if (const Json* parts = JsonArray(*content, "parts")) {
       for (const Json& p : *parts) {
-        if (p.is_object() && p.value("thought", false) == true) continue;
+        if (JsonTrue(p, "thought")) continue;  // only a boolean true marks a thought
         c.text += JsonString(p, "text");
       }
       ReportText(ctx, c.text.size());
@@ -101,11 +136,18 @@ void GeminiProvider::TakeResponse(Json response, StreamState& state, const Attem
 AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
                                         const AttemptContext& ctx, Completion* out) {
   AttemptOutcome early;
-  std::optional<std::string> model = ResolveModel(request, &early);
+  std::optional<std::string> model = ResolveModel(key, request, ctx, &early);
   if (!model) return early;
   std::string model_id = StripModelsPrefix(*model);
-  std::string url = config_.base_url + "/models/" + model_id +
-                    (config_.stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
+  if (std::optional<std::string> why = ModelSegmentError(model_id)) {
+    // The caller's mistake, caught before anything is sent: no key is blamed for it.
+    early.outcome = Outcome::kBadRequest;
+    early.status = 0;
+    early.message = "model \"" + DisplayText(scrubber(), model_id, 100) + "\" cannot be used as a Gemini model: " + *why;
+    return early;
+  }
+  std::string url = BaseUrl(key) + "/models/" + PercentEncoded(model_id) +
+                    (config().stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
   std::optional<HttpRequest> req = NewCompletionRequest(std::move(url), key, Body(request), ctx, &early);
   if (!req) return early;
 
@@ -120,19 +162,19 @@ AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const Comp
     TakeResponse(std::move(chunk), state, ctx);
     return !state.malformed && state.inband_error.is_null() && !state.verdict;
   };
-  HttpResult result =
-      SendCompletion(*req, state, on_event, [&](Json response) { TakeResponse(std::move(response), state, ctx); });
+  HttpResult result = SendCompletion(*req, request, state, on_event,
+                                     [&](Json response) { TakeResponse(std::move(response), state, ctx); });
   return Finish(result, state, ctx, "a chunk with a finishReason", out);
 }
 
 AttemptOutcome GeminiProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo*) {
-  return GetJson(config_.base_url + "/models?pageSize=1", key, ctx, nullptr);
+  return GetJson(BaseUrl(key) + "/models?pageSize=1", key, ctx, nullptr);
 }
 
 AttemptOutcome GeminiProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                           std::vector<ModelInfo>* out) {
   return GetModels(
-      config_.base_url + "/models?pageSize=1000", key, ctx, "models",
+      BaseUrl(key) + "/models?pageSize=1000", key, ctx, "models",
       [](const Json& m) { return ModelInfo{StripModelsPrefix(JsonString(m, "name")), JsonString(m, "displayName")}; },
       out);
 }

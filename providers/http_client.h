@@ -14,6 +14,7 @@
 
 #include "common/cancel.h"
 #include "common/headers.h"
+#include "providers/caps.h"
 
 namespace kpm::providers {
 
@@ -27,6 +28,11 @@ struct HttpRequest {
   int64_t idle_timeout_ms = 20000;        ///< longest silence between body bytes
   int64_t total_timeout_ms = 60000;       ///< whole exchange
   const CancelToken* cancel = nullptr;    ///< abort promptly (<= 50 ms) when set
+  /// The most bytes collected into HttpResult::body: a 2xx body read whole (no body
+  /// callback) up to this, a non-2xx body up to min(this, kMaxErrorBodyBytes). Past
+  /// it the transfer stops with kTooLarge. Callers reading a listing or a
+  /// `stream: false` completion raise it to kMaxWholeBodyBytes.
+  size_t max_body_bytes = kMaxErrorBodyBytes;
 };
 
 enum class TransportError {
@@ -37,6 +43,10 @@ enum class TransportError {
   kTotalTimeout,
   kCancelled,
   kAborted,           ///< the body callback returned false
+  kTooLarge,          ///< a size cap was passed and the transfer stopped; error_message
+                      ///< names it. Response headers over kMaxHeaderBytes: status 0, no
+                      ///< headers. A collected body over max_body_bytes: status and
+                      ///< headers stand, body holds the first bytes, body_complete false.
 };
 
 struct HttpResult {
@@ -54,7 +64,7 @@ struct HttpResult {
 
 /// Called with each piece of the body as it arrives (after headers). Return false
 /// to abort the transfer. When given, HttpResult::body stays empty... unless the
-/// status is not 2xx, in which case the body is collected whole for error parsing.
+/// status is not 2xx, in which case the body is collected (up to the cap) for error parsing.
 using BodyCallback = std::function<bool(std::string_view chunk)>;
 
 class HttpClient {

@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "providers/provider_common.h"
+#include "providers/provider_base.h"
 
 namespace kpm::providers {
 namespace {
@@ -26,7 +26,7 @@ class OpenAIProvider : public ProviderBase {
                             std::vector<ModelInfo>* out) override;
 
  private:
-  bool IsOpenRouter() const { return config_.type == ProviderType::kOpenRouter; }
+  bool IsOpenRouter() const { return config().type == ProviderType::kOpenRouter; }
 
   HeaderList KeyHeaders(const keypool::KeyLease& key) const override {
     HeaderList h;
@@ -50,10 +50,10 @@ Json OpenAIProvider::Body(const CompletionRequest& request, const std::string& m
   Json body = {{"model", model}, {"messages", messages}};
   if (std::optional<int> max_tokens = MaxTokens(request)) {
     // Reasoning models reject max_tokens on OpenAI; other servers may not know the new name.
-    body[config_.type == ProviderType::kOpenAI ? "max_completion_tokens" : "max_tokens"] = *max_tokens;
+    body[config().type == ProviderType::kOpenAI ? "max_completion_tokens" : "max_tokens"] = *max_tokens;
   }
   if (request.temperature) body["temperature"] = *request.temperature;
-  if (config_.stream) {
+  if (config().stream) {
     body["stream"] = true;
     // OpenRouter always sends usage and calls the option deprecated.
     if (!IsOpenRouter()) body["stream_options"] = {{"include_usage", true}};
@@ -65,21 +65,18 @@ void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& s
   if (TakeErrorOrMalformed(chunk, "a chunk that is not a JSON object", state)) return;
   Completion& c = state.completion;
   if (std::string model = JsonString(chunk, "model"); !model.empty()) c.model = model;
-  if (auto usage = chunk.find("usage"); usage != chunk.end() && usage->is_object()) {
+  if (const Json* usage = JsonObject(chunk, "usage")) {
     c.input_tokens = JsonInt(*usage, "prompt_tokens");
     c.output_tokens = JsonInt(*usage, "completion_tokens");
   }
-  auto choices = chunk.find("choices");
-  if (choices == chunk.end() || !choices->is_array()) {
+  const Json* choices = JsonArray(chunk, "choices");
+  if (choices == nullptr) {
     if (!streaming) state.MarkMalformed("no choices");
     return;  // the usage-only chunk has "choices": []
   }
   if (choices->empty()) return;
-  const Json& choice = (*choices)[0];
-  const Json* part = nullptr;
-  if (streaming && choice.contains("delta")) part = &choice["delta"];
-  if (!streaming && choice.contains("message")) part = &choice["message"];
-  if (part != nullptr && part->is_object()) {
+  const Json& choice = choices->front();
+  if (const Json* part = JsonObject(choice, streaming ? "delta" : "message")) {
     std::string text = JsonString(*part, "content");
     if (text.empty() && !streaming) text = JsonString(*part, "refusal");
     if (!text.empty()) {
@@ -95,10 +92,10 @@ void OpenAIProvider::TakeChunk(const Json& chunk, bool streaming, StreamState& s
 AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const CompletionRequest& request,
                                         const AttemptContext& ctx, Completion* out) {
   AttemptOutcome early;
-  std::optional<std::string> model = ResolveModel(request, &early);
+  std::optional<std::string> model = ResolveModel(key, request, ctx, &early);
   if (!model) return early;
   std::optional<HttpRequest> req =
-      NewCompletionRequest(config_.base_url + "/chat/completions", key, Body(request, *model), ctx, &early);
+      NewCompletionRequest(BaseUrl(key) + "/chat/completions", key, Body(request, *model), ctx, &early);
   if (!req) return early;
 
   StreamState state;
@@ -125,7 +122,7 @@ AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const Comp
     }
     state.done = true;  // no terminator in a whole body; SendCompletion clears this if it was cut
   };
-  HttpResult result = SendCompletion(*req, state, on_event, on_body);
+  HttpResult result = SendCompletion(*req, request, state, on_event, on_body);
   // A finish_reason of "error" (OpenRouter) without an error object is still a failure.
   if (state.inband_error.is_null() && state.completion.finish_reason == "error") {
     state.inband_error = Json{{"message", "finish_reason error"}};
@@ -134,20 +131,20 @@ AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const Comp
 }
 
 AttemptOutcome OpenAIProvider::CheckKey(const keypool::KeyLease& key, const AttemptContext& ctx, HealthInfo* out) {
-  if (!IsOpenRouter()) return GetJson(config_.base_url + "/models", key, ctx, nullptr);
+  if (!IsOpenRouter()) return GetJson(BaseUrl(key) + "/models", key, ctx, nullptr);
   // OpenRouter's /models is public: /key is the call that validates the key.
   Json body;
-  AttemptOutcome outcome = GetJson(config_.base_url + "/key", key, ctx, &body);
+  AttemptOutcome outcome = GetJson(BaseUrl(key) + "/key", key, ctx, &body);
   if (outcome.outcome != Outcome::kOk) return outcome;
-  const Json data = body.contains("data") ? body["data"] : Json();
-  if (!data.is_object()) return MalformedBody(outcome, "no data object");
-  auto rem = data.find("limit_remaining");
-  if (rem == data.end() || rem->is_null()) {
+  const Json* data = JsonObject(body, "data");
+  if (data == nullptr) return MalformedBody(outcome, "no data object");
+  const Json* rem = JsonMember(*data, "limit_remaining");
+  if (rem == nullptr || rem->is_null()) {
     out->credit_known_positive = true;  // no cap on this key
     out->credit_remaining.reset();
-  } else if (rem->is_number()) {
-    out->credit_remaining = rem->get<double>();
-    out->credit_known_positive = *out->credit_remaining > 0;
+  } else if (std::optional<double> left = JsonDouble(*data, "limit_remaining")) {
+    out->credit_remaining = *left;
+    out->credit_known_positive = *left > 0;
   }
   return outcome;
 }
@@ -155,7 +152,7 @@ AttemptOutcome OpenAIProvider::CheckKey(const keypool::KeyLease& key, const Atte
 AttemptOutcome OpenAIProvider::ListModels(const keypool::KeyLease& key, const AttemptContext& ctx,
                                           std::vector<ModelInfo>* out) {
   return GetModels(
-      config_.base_url + "/models", key, ctx, "data",
+      BaseUrl(key) + "/models", key, ctx, "data",
       [](const Json& m) { return ModelInfo{JsonString(m, "id"), JsonString(m, "name")}; }, out);
 }
 

@@ -1,6 +1,6 @@
 #include "providers/provider.h"
 
-#include "providers/provider_common.h"
+#include "providers/provider_base.h"
 
 namespace kpm::providers {
 

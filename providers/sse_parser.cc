@@ -4,7 +4,17 @@
 
 namespace kpm::providers {
 
+bool SseParser::Overflow(std::string what) {
+  overflow_ = std::move(what);
+  line_.clear();
+  line_.shrink_to_fit();
+  event_ = SseEvent{};
+  has_data_ = false;
+  return false;
+}
+
 bool SseParser::Feed(std::string_view chunk, const EventCallback& on_event) {
+  if (!overflow_.empty()) return false;
   size_t start = 0;  // start of the bytes of `chunk` not yet copied into line_
   for (size_t i = 0; i < chunk.size(); ++i) {
     char c = chunk[i];
@@ -18,6 +28,9 @@ bool SseParser::Feed(std::string_view chunk, const EventCallback& on_event) {
       continue;
     }
     skip_lf_ = (c == '\r');
+    if (line_.size() + (i - start) > limits_.max_line_bytes) {
+      return Overflow("a stream line over " + CapText(limits_.max_line_bytes));
+    }
     bool ok;
     if (line_.empty()) {
       ok = Line(chunk.substr(start, i - start), on_event);
@@ -29,6 +42,9 @@ bool SseParser::Feed(std::string_view chunk, const EventCallback& on_event) {
     }
     start = i + 1;
     if (!ok) return false;
+  }
+  if (line_.size() + (chunk.size() - start) > limits_.max_line_bytes) {
+    return Overflow("a stream line over " + CapText(limits_.max_line_bytes));
   }
   line_.append(chunk.substr(start));
   return true;
@@ -56,6 +72,9 @@ bool SseParser::Line(std::string_view line, const EventCallback& on_event) {
     if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
   }
   if (field == "data") {
+    if (event_.data.size() + (has_data_ ? 1 : 0) + value.size() > limits_.max_event_bytes) {
+      return Overflow("an event's data over " + CapText(limits_.max_event_bytes));
+    }
     if (has_data_) event_.data.push_back('\n');
     event_.data.append(value);
     has_data_ = true;

@@ -160,5 +160,51 @@ TEST_CASE("Anthropic: non-streaming answer, refusal, CheckKey and ListModels", "
   }
 }
 
+TEST_CASE("Anthropic: events and bodies of surprising shapes never throw", "[unit][providers]") {
+  Fixture f;
+  SECTION("streamed") {
+    auto p = f.Make(Config(ProviderType::kAnthropic, "https://api.anthropic.com/v1"));
+    const char* kEvents[] = {
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":\"m\"}\n\n",
+        "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"model\":1,\"usage\":[1]}}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":\"x\"}\n\n",
+        "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"delta\":{\"type\":\"text_delta\","
+        "\"text\":{}}}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":[],\"usage\":\"u\"}\n\n",
+        "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":\"4\",\"input_tokens\":"
+        "18446744073709551615}}\n\n",
+    };
+    for (const char* event : kEvents) {
+      INFO(event);
+      f.http.Script(Stream({event, "event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"}));
+      Completion c;
+      keypool::AttemptOutcome out;
+      CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+      CHECK(out.outcome == Outcome::kServerError);  // no text in any of them
+    }
+    f.http.Script(Stream({"event: error\ndata: {\"type\":\"error\",\"error\":42}\n\n"}));
+    Completion c;
+    keypool::AttemptOutcome out;
+    CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+    CHECK(out.outcome == Outcome::kServerError);
+    CHECK(out.message.find("in-stream error") == 0);
+  }
+  SECTION("whole bodies") {
+    ProviderConfig cfg = Config(ProviderType::kAnthropic, "https://api.anthropic.com/v1");
+    cfg.stream = false;
+    auto p = f.Make(cfg);
+    for (const char* body : {R"({"content":"Hi","stop_reason":"end_turn"})",
+                             R"({"content":[1,"x",{"type":"text","text":2}],"stop_reason":"end_turn","usage":7})",
+                             R"({"type":"error","error":[1]})", R"([{"content":[]}])"}) {
+      INFO(body);
+      f.http.Script(Answer(200, body));
+      Completion c;
+      keypool::AttemptOutcome out;
+      CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+      CHECK(out.outcome == Outcome::kServerError);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kpm::providers

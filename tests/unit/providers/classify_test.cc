@@ -12,6 +12,7 @@ namespace {
 
 using keypool::Outcome;
 using keypool::OutcomeName;
+using nlohmann::json;
 
 constexpr int64_t kNow = 1'800'000'000'000;
 
@@ -295,6 +296,56 @@ TEST_CASE("transport failures map to network_error, timeout and cancelled", "[un
   }
   r.error = TransportError::kCancelled;
   CHECK(ClassifyTransport(r).outcome == Outcome::kCancelled);
+}
+
+TEST_CASE("error objects of surprising shapes never throw and never misread", "[unit][providers]") {
+  SECTION("a code past int is no code: its low bits must not read as 429") {
+    // 4294967725 = 2^32 + 429.
+    auto out = ClassifyHttpError(400, R"({"error":{"code":4294967725,"message":"x"}})", {}, kNow);
+    CHECK(out.outcome == Outcome::kBadRequest);
+    CHECK(ClassifyInBandError(json::parse(R"({"code":4294967725,"message":"x"})"), 200, {}, kNow).outcome ==
+          Outcome::kServerError);
+    CHECK(ParseErrorObject(json::parse(R"({"code":18446744073709551615})")).code == 0);
+    CHECK(ParseErrorObject(json::parse(R"({"code":-4294966867})")).code == 0);
+    CHECK(ParseErrorObject(json::parse(R"({"code":1e300})")).code == 0);
+    CHECK(ParseErrorObject(json::parse(R"({"code":429})")).code == 429);
+  }
+  SECTION("wrong types read as absent") {
+    const char* kErrors[] = {
+        R"({"message":5,"type":[],"status":{},"code":null})",
+        R"({"details":"x","metadata":[1]})",
+        R"({"details":[1,"x",{"@type":7},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":35}]})",
+        R"({"details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":{"quotaId":"PerDay"}}]})",
+        R"({"metadata":{"provider_code":null,"headers":{"retry-after":[1],"x":null}},"availability":{"retry_after":"5"}})",
+        R"({"metadata":{"headers":"retry-after: 5"},"availability":[]})",
+        R"({"availability":{"retry_after":1e300}})",
+    };
+    for (const char* e : kErrors) {
+      INFO(e);
+      keypool::AttemptOutcome out;
+      CHECK_NOTHROW(out = ClassifyInBandError(json::parse(e), 200, {}, kNow));
+      CHECK(out.outcome == Outcome::kServerError);
+      CHECK_FALSE(out.limits.retry_at_ms);
+      CHECK_NOTHROW(out = ClassifyHttpError(500, std::string(R"({"error":)") + e + "}", {}, kNow));
+      CHECK(out.outcome == Outcome::kServerError);
+    }
+  }
+  SECTION("a null provider_code is no provider code") {
+    auto out = ClassifyHttpError(429, R"({"error":{"code":429,"message":"slow down","metadata":{"provider_code":null}}})",
+                                 {}, kNow);
+    CHECK(out.outcome == Outcome::kRateLimited);
+  }
+}
+
+TEST_CASE("a size cap passed is a server_error that names the cap", "[unit][providers]") {
+  HttpResult r;
+  r.error = TransportError::kTooLarge;
+  r.error_message = "response headers over 256 KiB";
+  CHECK(ClassifyTransport(r).outcome == Outcome::kServerError);
+  CHECK(ClassifyTransport(r).message == "response headers over 256 KiB");
+  r.status = 200;
+  r.error_message = "a body over 32 MiB";
+  CHECK(ClassifyTransport(r).message == "200 with a body over 32 MiB");
 }
 
 }  // namespace

@@ -2,7 +2,8 @@
 /// FakeHttpClient: scripted HTTP answers for the adapter tests (ninja's
 /// FakeCommandRunner). Each Send() takes the next scripted answer and records the
 /// request. 2xx bodies are fed to the body callback chunk by chunk, as the real
-/// client does; other statuses (or no callback) come back whole in HttpResult::body.
+/// client does; other statuses (or no callback) come back in HttpResult::body, cut
+/// at the request's cap with kTooLarge as the real client cuts them.
 
 #include <algorithm>
 #include <cctype>
@@ -23,6 +24,7 @@ struct FakeAnswer {
   std::vector<std::string> chunks;  ///< the body, in the pieces it arrives in
   TransportError error = TransportError::kNone;  ///< set: the transfer fails after the chunks
   std::string error_message;
+  bool cut = false;  ///< the connection closes after the chunks, mid-body (error kNone, body_complete false)
 };
 
 /// A whole-body answer.
@@ -72,7 +74,9 @@ class FakeHttpClient : public HttpClient {
       r.error_message = a.error_message;
       return r;
     }
-    bool stream = on_body && a.status >= 200 && a.status <= 299;
+    const bool ok_status = a.status >= 200 && a.status <= 299;
+    const bool stream = on_body && ok_status;
+    const size_t cap = ok_status ? request.max_body_bytes : std::min(request.max_body_bytes, kMaxErrorBodyBytes);
     for (const std::string& chunk : a.chunks) {
       if (request.cancel != nullptr && request.cancel->cancelled()) {
         r.error = TransportError::kCancelled;
@@ -80,6 +84,12 @@ class FakeHttpClient : public HttpClient {
       }
       if (!stream) {
         r.body += chunk;
+        if (r.body.size() > cap) {
+          r.body.resize(cap);
+          r.error = TransportError::kTooLarge;
+          r.error_message = "a body over " + CapText(cap);
+          return r;
+        }
       } else if (!on_body(chunk)) {
         r.error = TransportError::kAborted;
         return r;
@@ -87,7 +97,8 @@ class FakeHttpClient : public HttpClient {
     }
     r.error = a.error;
     r.error_message = a.error_message;
-    r.body_complete = a.error == TransportError::kNone;
+    r.body_complete = a.error == TransportError::kNone && !a.cut;
+    if (a.cut) r.error_message = "connection closed mid-body";
     return r;
   }
 

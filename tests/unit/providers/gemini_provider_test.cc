@@ -130,5 +130,91 @@ TEST_CASE("Gemini: non-streaming, CheckKey and ListModels", "[unit][providers]")
   }
 }
 
+TEST_CASE("Gemini: a part is a thought only when thought is boolean true", "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kGemini, "https://generativelanguage.googleapis.com/v1beta"));
+  struct Case {
+    const char* thought;
+    bool skipped;
+  };
+  for (const Case& k : {Case{"true", true}, Case{"false", false}, Case{"\"yes\"", false}, Case{"null", false},
+                        Case{"1", false}, Case{"{}", false}}) {
+    INFO("thought: " << k.thought);
+    f.http.Script(Stream({std::string("data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"hmm \",\"thought\":") +
+                          k.thought + "},{\"text\":\"Hi\"}]},\"finishReason\":\"STOP\"}]}\r\n\r\n"}));
+    Completion c;
+    keypool::AttemptOutcome out;
+    CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+    CHECK(out.outcome == Outcome::kOk);
+    CHECK(c.text == (k.skipped ? "Hi" : "hmm Hi"));
+  }
+}
+
+TEST_CASE("Gemini: responses of surprising shapes never throw", "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kGemini, "https://generativelanguage.googleapis.com/v1beta"));
+  const char* kChunks[] = {
+      R"({"candidates":[{"content":{"parts":[7,null,"x",{"text":5}]},"finishReason":"STOP"}]})",
+      R"({"candidates":[{"content":"text","finishReason":"STOP"}]})",
+      R"({"candidates":[{"content":{"parts":{"text":"x"}},"finishReason":"STOP"}]})",
+      R"({"candidates":["x"],"usageMetadata":{"promptTokenCount":"4","candidatesTokenCount":1e300}})",
+      R"({"promptFeedback":"blocked"})",
+      R"({"candidates":[],"promptFeedback":{"blockReason":17}})",
+  };
+  for (const char* chunk : kChunks) {
+    INFO(chunk);
+    f.http.Script(Stream({std::string("data: ") + chunk + "\r\n\r\n"}));
+    Completion c;
+    keypool::AttemptOutcome out;
+    CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+    CHECK(out.outcome == Outcome::kServerError);
+  }
+}
+
+TEST_CASE("Gemini: the model is one encoded path segment, or a bad request before anything is sent",
+          "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kGemini, "https://generativelanguage.googleapis.com/v1beta"));
+  Completion c;
+  for (const char* model : {"../../../admin/x", "models/../../x", "a?b", "a#b", "a%2Fb", "a b", "a\nb", "models/"}) {
+    CompletionRequest r = Hello();
+    r.model = model;
+    INFO("model: " << model);
+    auto out = p->Complete(Key("k"), r, f.Ctx(), &c);
+    CHECK(out.outcome == Outcome::kBadRequest);
+    CHECK(out.status == 0);
+    CHECK(out.message.find("cannot be used as a Gemini model") != std::string::npos);
+    CHECK(f.http.requests.empty());
+  }
+  SECTION("a normal model stays under baseUrl") {
+    CompletionRequest r = Hello();
+    r.model = "models/gemini-2.5-flash";
+    f.http.Script(Stream(kStream));
+    CHECK(p->Complete(Key("k"), r, f.Ctx(), &c).outcome == Outcome::kOk);
+    CHECK(f.http.requests.at(0).url ==
+          "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse");
+  }
+  SECTION("other characters are percent-encoded") {
+    CompletionRequest r = Hello();
+    r.model = "tuned:v1+\xC3\xA9";
+    f.http.Script(Stream(kStream));
+    (void)p->Complete(Key("k"), r, f.Ctx(), &c);
+    CHECK(f.http.requests.at(0).url ==
+          "https://generativelanguage.googleapis.com/v1beta/models/tuned%3Av1%2B%C3%A9:streamGenerateContent?alt=sse");
+  }
+}
+
+TEST_CASE("Gemini: with no model anywhere the type's default is used", "[unit][providers]") {
+  Fixture f;
+  ProviderConfig cfg = Config(ProviderType::kGemini, "https://generativelanguage.googleapis.com/v1beta");
+  cfg.model.clear();
+  auto p = f.Make(cfg);
+  f.http.Script(Stream(kStream));
+  Completion c;
+  CHECK(p->Complete(Key("k"), Hello(), f.Ctx(), &c).outcome == Outcome::kOk);
+  CHECK(f.http.requests.at(0).url ==
+        "https://generativelanguage.googleapis.com/v1beta/models/gemini-flash-latest:streamGenerateContent?alt=sse");
+}
+
 }  // namespace
 }  // namespace kpm::providers

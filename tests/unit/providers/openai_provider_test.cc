@@ -276,13 +276,12 @@ TEST_CASE("OpenAI: HTTP errors, transport failures, deadline and missing model",
     CHECK(p->Complete(Key("k"), Hello(), ctx, &c).outcome == Outcome::kTimeout);
     CHECK(f.http.requests.empty());
   }
-  SECTION("no model anywhere") {
+  SECTION("no model in the call or the config: the type's default") {
     cfg.model.clear();
     p = f.Make(cfg);
-    auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
-    CHECK(out.outcome == Outcome::kBadRequest);
-    CHECK(out.message == "no model given and provider openai has no default model");
-    CHECK(f.http.requests.empty());
+    f.http.Script(Stream(kOpenAIStream));
+    CHECK(p->Complete(Key("k"), Hello(), f.Ctx(), &c).outcome == Outcome::kOk);
+    CHECK(json::parse(f.http.requests.at(0).body)["model"] == "gpt-4o-mini");
   }
 }
 
@@ -335,6 +334,60 @@ TEST_CASE("OpenAI and OpenRouter: CheckKey and ListModels", "[unit][providers]")
     f.http.Script(Answer(200, "not json"));
     CHECK(p->ListModels(Key("k"), f.Ctx(), &models).outcome == Outcome::kServerError);
   }
+}
+
+TEST_CASE("OpenAI: chunks and bodies of surprising shapes never throw and are never ok", "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kOpenAI, "https://api.openai.com/v1"));
+  Completion c;
+  const char* kChunks[] = {
+      R"({"choices":["text"]})",
+      R"({"choices":[{"delta":7}]})",
+      R"({"choices":[{"delta":{"content":["a"]}}]})",
+      R"({"choices":{"0":{"delta":{"content":"a"}}}})",
+      R"({"choices":[null]})",
+      R"({"model":12,"choices":[{"delta":{"content":null},"finish_reason":3}]})",
+      R"([1,2,3])",
+      R"("just a string")",
+  };
+  for (const char* chunk : kChunks) {
+    INFO(chunk);
+    f.http.Script(Stream({std::string("data: ") + chunk + "\n\ndata: [DONE]\n\n"}));
+    keypool::AttemptOutcome out;
+    CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+    CHECK(out.outcome == Outcome::kServerError);
+  }
+}
+
+TEST_CASE("OpenAI: token counts too big for an int64 read as 0, not as garbage", "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kOpenAI, "https://api.openai.com/v1"));
+  f.http.Script(Stream({"data: {\"choices\":[{\"delta\":{\"content\":\"hi\"},\"finish_reason\":\"stop\"}],"
+                        "\"usage\":{\"prompt_tokens\":18446744073709551615,\"completion_tokens\":1e300}}\n\n"
+                        "data: [DONE]\n\n"}));
+  Completion c;
+  keypool::AttemptOutcome out;
+  CHECK_NOTHROW(out = p->Complete(Key("k"), Hello(), f.Ctx(), &c));
+  CHECK(out.outcome == Outcome::kOk);
+  CHECK(c.input_tokens == 0);
+  CHECK(c.output_tokens == 0);
+}
+
+TEST_CASE("OpenRouter: a /key answer of the wrong shape is malformed, not a crash", "[unit][providers]") {
+  Fixture f;
+  auto p = f.Make(Config(ProviderType::kOpenRouter, "https://openrouter.ai/api/v1"));
+  HealthInfo h;
+  for (const char* body : {R"({"data":"x"})", R"({"data":[1]})", R"({"nodata":1})"}) {
+    INFO(body);
+    f.http.Script(Answer(200, body));
+    keypool::AttemptOutcome out;
+    CHECK_NOTHROW(out = p->CheckKey(Key("k"), f.Ctx(), &h));
+    CHECK(out.outcome == Outcome::kServerError);
+  }
+  f.http.Script(Answer(200, R"({"data":{"limit_remaining":"lots"}})"));
+  h = HealthInfo{};
+  CHECK(p->CheckKey(Key("k"), f.Ctx(), &h).outcome == Outcome::kOk);
+  CHECK_FALSE(h.credit_known_positive);  // a string says nothing about the credit
 }
 
 }  // namespace

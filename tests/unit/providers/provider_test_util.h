@@ -20,11 +20,16 @@ using keypool::Outcome;
 using keypool::OutcomeName;
 using nlohmann::json;
 
-inline keypool::KeyLease Key(std::string secret) {
+/// A lease of `secret`, on `base_url` when given. Its strings are move-assigned from
+/// std::string values, not assigned from literals: GCC 12 at -O3 reports a false
+/// -Wrestrict inside std::string::operator=(const char*) (GCC bug 105329), an error
+/// with -Werror in Release builds.
+inline keypool::KeyLease Key(std::string secret, std::string base_url = std::string()) {
   keypool::KeyLease k;
-  k.provider = "p";
+  k.provider = std::string("p");
   k.secret = std::move(secret);
-  k.label = "p#1";
+  k.label = std::string("p#1");
+  k.base_url = std::move(base_url);
   return k;
 }
 
@@ -33,7 +38,7 @@ inline ProviderConfig Config(ProviderType type, std::string base) {
   c.name = std::string(ProviderTypeName(type));
   c.type = type;
   c.base_url = std::move(base);
-  c.model = "default-model";
+  c.model = std::string("default-model");
   return c;
 }
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -110,6 +111,62 @@ TEST_CASE("SSE parser reports an event cut before its blank line", "[unit][provi
   REQUIRE(parser.Feed("1}\n\n", [&](const SseEvent&) { return ++seen, true; }));
   CHECK_FALSE(parser.has_partial_event());
   CHECK(seen == 1);
+}
+
+/// Feeds `stream` in pieces of `piece` bytes to a parser with small caps; the data of
+/// every event seen, and the overflow message ("" when none).
+std::pair<std::vector<std::string>, std::string> ParseCapped(const std::string& stream, size_t piece) {
+  SseParser parser(SseLimits{.max_line_bytes = 16, .max_event_bytes = 24});
+  std::vector<std::string> data;
+  for (size_t pos = 0; pos < stream.size(); pos += piece) {
+    bool more = parser.Feed(std::string_view(stream).substr(pos, piece), [&](const SseEvent& e) {
+      data.push_back(e.data);
+      return true;
+    });
+    if (!more) break;
+  }
+  return {data, parser.overflow()};
+}
+
+TEST_CASE("SSE parser stops at a line over its cap, wherever the chunks are cut", "[unit][providers]") {
+  // 16 bytes is the cap: "data: 0123456789" is exactly 16, one more byte is over.
+  const std::string stream = "data: 0123456789\n\ndata: a\n\ndata: 01234567890\n\ndata: never\n\n";
+  for (size_t piece : {size_t{1}, size_t{3}, size_t{7}, stream.size()}) {
+    INFO("pieces of " << piece);
+    auto [data, overflow] = ParseCapped(stream, piece);
+    CHECK(data == std::vector<std::string>{"0123456789", "a"});
+    CHECK(overflow == "a stream line over 16 bytes");
+  }
+  SECTION("a line that never ends is stopped too, and nothing more is taken") {
+    SseParser parser(SseLimits{.max_line_bytes = 16, .max_event_bytes = 24});
+    auto ignore = [](const SseEvent&) { return true; };
+    CHECK(parser.Feed("data: 0123456789", ignore));
+    CHECK_FALSE(parser.Feed("x", ignore));
+    CHECK(parser.overflow() == "a stream line over 16 bytes");
+    CHECK_FALSE(parser.Feed("\n\ndata: 1\n\n", ignore));
+    CHECK_FALSE(parser.has_partial_event());
+  }
+}
+
+TEST_CASE("SSE parser stops at an event whose data is over its cap", "[unit][providers]") {
+  // Three 8-byte data lines joined with '\n' are 26 bytes: over 24.
+  const std::string stream = "data: 12345678\ndata: 12345678\n\ndata: 12345678\ndata: 12345678\ndata: 12345678\n\n";
+  for (size_t piece : {size_t{1}, size_t{5}, stream.size()}) {
+    INFO("pieces of " << piece);
+    auto [data, overflow] = ParseCapped(stream, piece);
+    CHECK(data == std::vector<std::string>{"12345678\n12345678"});
+    CHECK(overflow == "an event's data over 24 bytes");
+  }
+}
+
+TEST_CASE("SSE parser's default caps are 1 MiB a line and 4 MiB an event", "[unit][providers]") {
+  SseParser parser;
+  auto ignore = [](const SseEvent&) { return true; };
+  std::string line = "data: " + std::string(kMaxSseLineBytes - 6, 'x');
+  CHECK(parser.Feed(line + "\n", ignore));
+  CHECK(parser.overflow().empty());
+  CHECK_FALSE(parser.Feed(line + "x\n", ignore));
+  CHECK(parser.overflow() == "a stream line over 1 MiB");
 }
 
 }  // namespace

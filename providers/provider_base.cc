@@ -1,19 +1,14 @@
-#include "providers/provider_common.h"
+#include "providers/provider_base.h"
 
 #include <algorithm>
-#include <cctype>
 
+#include "common/strings.h"
+#include "providers/caps.h"
 #include "providers/classify.h"
 #include "providers/limits.h"
 
 namespace kpm::providers {
 namespace {
-
-bool SameName(std::string_view a, std::string_view b) {
-  return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) {
-           return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-         });
-}
 
 /// An empty answer is a failed attempt (cold start, upstream glitch) unless the
 /// finish reason explains it: a filter, a refusal or a token limit is the answer.
@@ -22,18 +17,14 @@ bool EmptyIsFailure(const std::string& finish_reason) {
          finish_reason == "error";
 }
 
+bool Is2xx(int status) { return status >= 200 && status <= 299; }
+
+constexpr size_t kModelsNamed = 10;  // a "name one" message lists at most this many
+
 }  // namespace
 
-std::string JsonString(const Json& obj, const char* key) {
-  if (!obj.is_object()) return "";
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_string() ? it->get<std::string>() : "";
-}
-
-int64_t JsonInt(const Json& obj, const char* key) {
-  if (!obj.is_object()) return 0;
-  auto it = obj.find(key);
-  return it != obj.end() && it->is_number() ? it->get<int64_t>() : 0;
+std::string DisplayText(const Scrubber& scrubber, std::string_view raw, size_t max) {
+  return TruncateUtf8(scrubber.Scrub(raw), max);
 }
 
 keypool::AttemptOutcome MalformedBody(keypool::AttemptOutcome outcome, std::string_view what) {
@@ -47,7 +38,7 @@ bool TakeErrorOrMalformed(const Json& doc, std::string_view not_object_what, Str
     state.MarkMalformed(std::string(not_object_what));
     return true;
   }
-  if (auto e = doc.find("error"); e != doc.end() && !e->is_null()) {
+  if (const Json* e = JsonMember(doc, "error"); e != nullptr && !e->is_null()) {
     state.inband_error = *e;
     return true;
   }
@@ -62,13 +53,72 @@ std::string JoinedSystemPrompt(const CompletionRequest& request) {
   return system;
 }
 
-std::optional<std::string> ProviderBase::ResolveModel(const CompletionRequest& request,
-                                                      keypool::AttemptOutcome* error) const {
+ProviderBase::ProviderBase(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock)
+    : config_(config), http_(http), clock_(clock) {
+  for (const keypool::KeySpec& k : config_.keys) scrubber_.Add(k.secret);
+}
+
+HttpResult ProviderBase::Send(const HttpRequest& request, const BodyCallback& on_body) {
+  HttpResult result = http_.Send(request, on_body);
+  ScrubResult(result);
+  return result;
+}
+
+void ProviderBase::ScrubResult(HttpResult& result) const {
+  if (scrubber_.empty()) return;
+  result.body = scrubber_.Scrub(result.body);
+  result.error_message = scrubber_.Scrub(result.error_message);
+  for (auto& [name, value] : result.headers) value = scrubber_.Scrub(value);
+}
+
+std::optional<std::string> ProviderBase::ResolveModel(const keypool::KeyLease& key, const CompletionRequest& request,
+                                                      const AttemptContext& ctx, keypool::AttemptOutcome* error) {
   if (!request.model.empty()) return request.model;
   if (!config_.model.empty()) return config_.model;
+  if (std::string model = DefaultModel(config_.type); !model.empty()) return model;
+  return ServerModel(key, ctx, error);
+}
+
+std::optional<std::string> ProviderBase::ServerModel(const keypool::KeyLease& key, const AttemptContext& ctx,
+                                                     keypool::AttemptOutcome* error) {
+  const std::string endpoint = BaseUrl(key);
+  const std::string who = "provider " + config_.name + ": no model given";
+  std::vector<ModelInfo> models;
+  bool known = false;
+  {
+    std::lock_guard<std::mutex> lock(listed_mu_);
+    if (auto it = listed_models_.find(endpoint); it != listed_models_.end()) {
+      models = it->second;
+      known = true;
+    }
+  }
+  if (!known) {
+    // Not under the lock: no upstream request runs under a lock. Calls that start
+    // together may each ask; the first answer stored is the one kept.
+    keypool::AttemptOutcome listed = ListModels(key, ctx, &models);
+    if (listed.outcome != keypool::Outcome::kOk) {
+      *error = listed;
+      error->message = who + " and asking the server for its models failed: " + listed.message;
+      return std::nullopt;
+    }
+    std::lock_guard<std::mutex> lock(listed_mu_);
+    listed_models_.emplace(endpoint, models);
+  }
+  if (models.size() == 1) return models[0].id;
   error->outcome = keypool::Outcome::kBadRequest;
   error->status = 0;
-  error->message = "no model given and provider " + config_.name + " has no default model";
+  error->limits = {};
+  if (models.empty()) {
+    error->message = who + " and the server lists no models; name one with \"model\"";
+    return std::nullopt;
+  }
+  std::string names;
+  for (size_t i = 0; i < models.size() && i < kModelsNamed; ++i) {
+    names += (i == 0 ? "" : ", ") + DisplayText(scrubber_, models[i].id, 100);
+  }
+  if (models.size() > kModelsNamed) names += ", … (" + std::to_string(models.size() - kModelsNamed) + " more)";
+  error->message = who + " and the server lists " + std::to_string(models.size()) + " models: " + names +
+                   "; name one with \"model\"";
   return std::nullopt;
 }
 
@@ -94,7 +144,8 @@ std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::str
   req.idle_timeout_ms = std::min(config_.idle_timeout_ms, total);
   req.connect_timeout_ms = std::min<int64_t>(req.connect_timeout_ms, req.first_byte_timeout_ms);
   for (const auto& [name, value] : config_.headers) {
-    headers.erase(std::remove_if(headers.begin(), headers.end(), [&](const auto& h) { return SameName(h.first, name); }),
+    headers.erase(std::remove_if(headers.begin(), headers.end(),
+                                 [&](const auto& h) { return EqualsIgnoreCase(h.first, name); }),
                   headers.end());
     headers.emplace_back(name, value);
   }
@@ -109,25 +160,41 @@ std::optional<HttpRequest> ProviderBase::NewCompletionRequest(std::string url, c
   for (auto& h : KeyHeaders(key)) headers.push_back(std::move(h));
   std::optional<HttpRequest> req = NewRequest("POST", std::move(url), std::move(headers), ctx, error);
   if (!req) return req;
-  if (config_.stream) req->headers.emplace_back("Accept", "text/event-stream");
+  if (config_.stream) {
+    req->headers.emplace_back("Accept", "text/event-stream");
+  } else {
+    req->max_body_bytes = kMaxWholeBodyBytes;
+  }
   req->body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return req;
 }
 
-HttpResult ProviderBase::SendSse(const HttpRequest& request, const std::function<bool(const SseEvent&)>& on_event) {
-  SseParser parser;
-  return http_.Send(request, [&](std::string_view chunk) { return parser.Feed(chunk, on_event); });
-}
-
-HttpResult ProviderBase::SendCompletion(const HttpRequest& request, StreamState& state,
-                                        const std::function<bool(const SseEvent&)>& on_event,
+HttpResult ProviderBase::SendCompletion(const HttpRequest& request, const CompletionRequest& completion,
+                                        StreamState& state, const std::function<bool(const SseEvent&)>& on_event,
                                         const std::function<void(Json)>& on_body) {
-  if (config_.stream) return SendSse(request, on_event);
-  HttpResult result = http_.Send(request, nullptr);
-  if (result.status >= 200 && result.status <= 299) {
-    on_body(Json::parse(result.body, nullptr, false));
-    if (!result.body_complete) state.done = false;
+  const size_t answer_cap = AnswerCapBytes(MaxTokens(completion));
+  auto within_answer_cap = [&] {
+    if (state.completion.text.size() <= answer_cap) return true;
+    state.over_cap = "an answer over " + CapText(answer_cap);
+    return false;
+  };
+  if (!config_.stream) {
+    HttpResult result = Send(request, nullptr);
+    if (Is2xx(result.status) && result.body_complete) {
+      on_body(Json::parse(result.body, nullptr, false));
+      within_answer_cap();
+    }
+    return result;
   }
+  SseParser parser;
+  HttpResult result = Send(request, [&](std::string_view chunk) {
+    return parser.Feed(chunk, [&](const SseEvent& raw) {
+      // Scrubbed while whole, before the adapter reads (or quotes) any of it.
+      SseEvent event{scrubber_.Scrub(raw.event), scrubber_.Scrub(raw.data), scrubber_.Scrub(raw.id)};
+      return on_event(event) && within_answer_cap();
+    });
+  });
+  if (!parser.overflow().empty()) state.over_cap = parser.overflow();
   return result;
 }
 
@@ -137,17 +204,19 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
   keypool::AttemptOutcome out;
   out.status = result.status;
   if (result.error == TransportError::kCancelled || (ctx.cancel != nullptr && ctx.cancel->cancelled())) {
-    out = ClassifyTransport(HttpResult{TransportError::kCancelled, "", result.status, {}, {}, false});
-    return out;
+    return ClassifyTransport(HttpResult{TransportError::kCancelled, "", result.status, {}, {}, false});
   }
   if (result.status == 0 || result.error == TransportError::kNetwork) return ClassifyTransport(result);
-  if (result.status < 200 || result.status > 299) {
-    return ClassifyHttpError(result.status, result.body, result.headers, now);
-  }
+  if (!Is2xx(result.status)) return ClassifyHttpError(result.status, result.body, result.headers, now);
   if (!state.inband_error.is_null()) {
     return ClassifyInBandError(state.inband_error, result.status, result.headers, now);
   }
   out.limits = LimitsFromHeaders(result.headers, now);
+  if (!state.over_cap.empty()) {
+    out.outcome = keypool::Outcome::kServerError;
+    out.message = std::to_string(result.status) + " with " + state.over_cap;
+    return out;
+  }
   if (state.verdict) {
     keypool::AttemptOutcome v = *state.verdict;
     v.limits = out.limits;
@@ -156,8 +225,8 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
   }
   if (state.malformed) return MalformedBody(out, state.malformed_what);
   if (!state.done && result.error != TransportError::kNone && result.error != TransportError::kAborted) {
-    // A stall or timeout before the terminator. After it, the answer is whole and a
-    // server that then holds the connection open costs us nothing.
+    // A stall, a timeout or the body cap before the terminator. After it, the answer is
+    // whole and a server that then holds the connection open costs us nothing.
     keypool::AttemptOutcome t = ClassifyTransport(result);
     t.limits = out.limits;
     return t;
@@ -179,7 +248,7 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
 keypool::AttemptOutcome ProviderBase::Finish(const HttpResult& result, StreamState& state,
                                              const AttemptContext& ctx, std::string_view terminator,
                                              Completion* out) const {
-  keypool::AttemptOutcome outcome = Judge(result, state, ctx, terminator);
+  keypool::AttemptOutcome outcome = Judge(result, state, ctx, config_.stream ? terminator : "the end of the body");
   if (outcome.outcome == keypool::Outcome::kOk) *out = std::move(state.completion);
   return outcome;
 }
@@ -189,15 +258,16 @@ keypool::AttemptOutcome ProviderBase::GetJson(const std::string& url, const keyp
   keypool::AttemptOutcome out;
   std::optional<HttpRequest> req = NewRequest("GET", url, KeyHeaders(key), ctx, &out);
   if (!req) return out;
-  HttpResult result = http_.Send(*req, nullptr);
+  req->max_body_bytes = kMaxWholeBodyBytes;  // a model catalogue can be large
+  HttpResult result = Send(*req, nullptr);
   StreamState state;
-  state.done = result.body_complete;
-  if (result.status >= 200 && result.status <= 299 && result.error == TransportError::kNone) {
+  if (Is2xx(result.status) && result.body_complete) {
+    state.done = true;  // a body cut short is judged as cut, not as malformed
     Json doc = Json::parse(result.body, nullptr, false);
     if (doc.is_discarded() || !doc.is_object()) {
       state.MarkMalformed("not a JSON object");
-    } else if (doc.contains("error") && !doc["error"].is_null()) {
-      state.inband_error = doc["error"];
+    } else if (const Json* e = JsonMember(doc, "error"); e != nullptr && !e->is_null()) {
+      state.inband_error = *e;
     } else if (body != nullptr) {
       *body = std::move(doc);
     }
@@ -213,10 +283,8 @@ keypool::AttemptOutcome ProviderBase::GetModels(const std::string& url, const ke
   Json body;
   keypool::AttemptOutcome outcome = GetJson(url, key, ctx, &body);
   if (outcome.outcome != keypool::Outcome::kOk) return outcome;
-  auto models = body.find(array_key);
-  if (models == body.end() || !models->is_array()) {
-    return MalformedBody(outcome, "no " + std::string(array_key) + " array");
-  }
+  const Json* models = JsonArray(body, array_key);
+  if (models == nullptr) return MalformedBody(outcome, "no " + std::string(array_key) + " array");
   out->clear();
   for (const Json& m : *models) {
     ModelInfo info = to_model(m);

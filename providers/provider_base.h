@@ -1,13 +1,18 @@
 #pragma once
-/// What the three adapters share: model resolution, request timeouts bounded by the
-/// call's deadline, headers (ours, then config.headers), sending a completion (SSE
-/// streaming or one body) over an HttpClient, the order in which a finished attempt is
-/// judged, and the GETs behind CheckKey / ListModels. An adapter keeps what is its API's
-/// own: URLs, the key header, the request body and how a chunk or body is read.
-/// Internal to providers/.
+/// ProviderBase: what the three adapters share. It owns the way to the upstream: the
+/// HttpClient is private here, and every path to it (SendCompletion, GetJson,
+/// GetModels) scrubs what came back (body, header values, transport message, every SSE
+/// event's data) of the provider's keys while each is whole, before an adapter or a
+/// classifier sees it, and enforces the size caps of caps.h. It also resolves the model
+/// and the endpoint of a key, bounds request timeouts by the call's deadline, builds the
+/// headers (ours, then config.headers) and judges a finished attempt. An adapter keeps
+/// what is its API's own: URLs, the key header, the request body and how a chunk or
+/// body is read. Internal to providers/.
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,15 +21,15 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/redact.h"
 #include "keypool/clock.h"
 #include "keypool/outcome.h"
 #include "providers/http_client.h"
+#include "providers/json_access.h"
 #include "providers/provider.h"
 #include "providers/sse_parser.h"
 
 namespace kpm::providers {
-
-using Json = nlohmann::json;
 
 /// What a stream (or a whole body) said, filled in by an adapter's parser.
 struct StreamState {
@@ -33,7 +38,8 @@ struct StreamState {
   bool malformed = false;       ///< a chunk or body that is not the JSON we expect
   std::string malformed_what;   ///< short description for the message
   Json inband_error;            ///< non-null: an error object inside the 200
-  std::optional<keypool::AttemptOutcome> verdict;  ///< an adapter's own decision (e.g. Gemini blockReason)
+  std::optional<keypool::AttemptOutcome> verdict;  ///< an adapter's own decision (Gemini blockReason)
+  std::string over_cap;         ///< non-empty: the cap that stopped the transfer ("a stream line over 1 MiB")
 
   void MarkMalformed(std::string what) {
     malformed = true;
@@ -44,10 +50,15 @@ struct StreamState {
 /// Request headers in the order they are sent.
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
+/// Upstream text for a message: scrubbed of every key while whole, then cut to at most
+/// `max` bytes on a UTF-8 boundary ("…" when cut). The order matters: a key cut in half
+/// would no longer be recognised by a scrub after the cut.
+std::string DisplayText(const Scrubber& scrubber, std::string_view raw, size_t max);
+
 class ProviderBase : public Provider {
  public:
-  ProviderBase(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock)
-      : config_(config), http_(http), clock_(clock) {}
+  /// Registers every secret of config.keys with the scrubber.
+  ProviderBase(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock);
   const ProviderConfig& config() const override { return config_; }
 
  protected:
@@ -56,8 +67,19 @@ class ProviderBase : public Provider {
   /// without authentication). Sent after Content-Type, before config.headers.
   virtual HeaderList KeyHeaders(const keypool::KeyLease& key) const = 0;
 
-  /// request.model, else config.model; else nullopt with *error a kBadRequest.
-  std::optional<std::string> ResolveModel(const CompletionRequest& request, keypool::AttemptOutcome* error) const;
+  /// The endpoint for `key`: its own baseUrl when it has one, else the provider's.
+  const std::string& BaseUrl(const keypool::KeyLease& key) const {
+    return key.base_url.empty() ? config_.base_url : key.base_url;
+  }
+
+  /// request.model, else config.model, else DefaultModel(type). For openai-compatible
+  /// with none of these, the model the key's endpoint lists (ListModels with `key`,
+  /// asked once per endpoint and remembered) when it lists exactly one. nullopt with
+  /// *error set: kBadRequest naming the listed models (several) or saying there are
+  /// none; the listing's own outcome when it failed (a 401 stays an auth_error).
+  /// Thread-safe.
+  std::optional<std::string> ResolveModel(const keypool::KeyLease& key, const CompletionRequest& request,
+                                          const AttemptContext& ctx, keypool::AttemptOutcome* error);
 
   /// request.max_tokens, else config.max_tokens (nullopt when neither is set).
   std::optional<int> MaxTokens(const CompletionRequest& request) const {
@@ -75,31 +97,31 @@ class ProviderBase : public Provider {
   std::optional<HttpRequest> NewCompletionRequest(std::string url, const keypool::KeyLease& key, const Json& body,
                                                   const AttemptContext& ctx, keypool::AttemptOutcome* error) const;
 
-  /// Sends `request` and feeds the body through an SSE parser to `on_event`, which
-  /// returns false to stop reading (after an error chunk or a malformed one).
-  HttpResult SendSse(const HttpRequest& request, const std::function<bool(const SseEvent&)>& on_event);
-
-  /// Sends a completion request: streamed through SendSse to `on_event` when
-  /// config.stream, else one body. A 2xx body is parsed (a discarded Json when it is
-  /// not JSON) and given to `on_body`; a body cut short then clears state.done.
-  HttpResult SendCompletion(const HttpRequest& request, StreamState& state,
+  /// Sends a completion request. When config.stream, the body goes through an SSE
+  /// parser and each event, its data scrubbed, to `on_event`, which returns false to
+  /// stop reading (after an error chunk or a malformed one). Else the body is read
+  /// whole (up to kMaxWholeBodyBytes), scrubbed, parsed (a discarded Json when it is
+  /// not JSON) and given to `on_body`; a 2xx body that did not arrive whole is not
+  /// parsed and leaves state.done false, so Finish reports the cut (or the timeout)
+  /// itself. A stream line, an event or the answer text (AnswerCapBytes of
+  /// MaxTokens(completion)) over its cap stops the transfer and sets state.over_cap.
+  /// The result comes back scrubbed.
+  HttpResult SendCompletion(const HttpRequest& request, const CompletionRequest& completion, StreamState& state,
                             const std::function<bool(const SseEvent&)>& on_event,
                             const std::function<void(Json)>& on_body);
 
   /// Judges a finished completion attempt, in this order: cancelled; no answer
-  /// (network, timeout before headers); non-2xx status (error body); an in-band
-  /// error; the adapter's own verdict; malformed; a timeout mid-body; no terminator
-  /// (`terminator` names it in the message); empty answer text; else kOk. Limits
-  /// from the headers are attached to every outcome.
-  keypool::AttemptOutcome Judge(const HttpResult& result, const StreamState& state, const AttemptContext& ctx,
-                                std::string_view terminator) const;
-
-  /// Judge, then on kOk moves state.completion into *out.
+  /// (network, timeout before headers, headers over their cap); non-2xx status (error
+  /// body); an in-band error; a stream cap passed; the adapter's own verdict;
+  /// malformed; a timeout or the body cap mid-body; no terminator (`terminator` names it for a stream, "the
+  /// end of the body" otherwise); empty answer text; else kOk, and state.completion
+  /// moves into *out. Limits from the headers are attached to every outcome.
   keypool::AttemptOutcome Finish(const HttpResult& result, StreamState& state, const AttemptContext& ctx,
                                  std::string_view terminator, Completion* out) const;
 
-  /// A GET with KeyHeaders (CheckKey / ListModels): on kOk the parsed JSON body goes to
-  /// *body unless body is null; else the outcome says what went wrong.
+  /// A GET with KeyHeaders (CheckKey / ListModels), its body read whole (up to
+  /// kMaxWholeBodyBytes) and scrubbed: on kOk the parsed JSON object goes to *body
+  /// unless body is null; else the outcome says what went wrong.
   keypool::AttemptOutcome GetJson(const std::string& url, const keypool::KeyLease& key, const AttemptContext& ctx,
                                   Json* body);
 
@@ -109,11 +131,27 @@ class ProviderBase : public Provider {
                                     const char* array_key, const std::function<ModelInfo(const Json&)>& to_model,
                                     std::vector<ModelInfo>* out);
 
+  /// Knows every key of this provider.
+  const Scrubber& scrubber() const { return scrubber_; }
   int64_t NowMs() const { return clock_.NowMs(); }
 
-  ProviderConfig config_;
+ private:
+  /// The one call of http_: the result comes back scrubbed.
+  HttpResult Send(const HttpRequest& request, const BodyCallback& on_body);
+  void ScrubResult(HttpResult& result) const;
+  /// Finish without moving the answer out.
+  keypool::AttemptOutcome Judge(const HttpResult& result, const StreamState& state, const AttemptContext& ctx,
+                                std::string_view terminator) const;
+  /// The openai-compatible fallback of ResolveModel.
+  std::optional<std::string> ServerModel(const keypool::KeyLease& key, const AttemptContext& ctx,
+                                         keypool::AttemptOutcome* error);
+
+  const ProviderConfig config_;
   HttpClient& http_;
   keypool::Clock& clock_;
+  Scrubber scrubber_;
+  std::mutex listed_mu_;
+  std::map<std::string, std::vector<ModelInfo>> listed_models_;  // by endpoint; guarded by listed_mu_
 };
 
 /// Sends on_text(count) if the callback is set.
@@ -132,10 +170,6 @@ bool TakeErrorOrMalformed(const Json& doc, std::string_view not_object_what, Str
 /// request.system with every system-role message appended (blank-line separated), for
 /// APIs that take the system prompt apart from the messages.
 std::string JoinedSystemPrompt(const CompletionRequest& request);
-
-/// JSON helpers that never throw.
-std::string JsonString(const Json& obj, const char* key);
-int64_t JsonInt(const Json& obj, const char* key);
 
 /// The factories behind MakeProvider.
 std::unique_ptr<Provider> MakeOpenAIProvider(const ProviderConfig& config, HttpClient& http, keypool::Clock& clock);
