@@ -1,10 +1,13 @@
 #include "server/config.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <climits>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -12,8 +15,11 @@
 #include <map>
 #include <span>
 #include <sstream>
+#include <unordered_map>
 
+#include "providers/base_url.h"
 #include "server/config_document.h"
+#include "server/config_hints.h"
 
 namespace kpm::server {
 namespace {
@@ -40,8 +46,6 @@ std::string Describe(const ConfigDocument& v) {
 
 // ---- Field names, hints ----------------------------------------------------------------
 
-using Names = std::span<const std::string_view>;
-
 constexpr std::string_view kTopFields[] = {"mcp", "providers", "default", "fallback", "logLevel", "$schema"};
 constexpr std::string_view kProviderFields[] = {
     "type",        "apiKey",    "baseUrl",       "model",  "maxTokens",          "headers",
@@ -50,68 +54,20 @@ constexpr std::string_view kProviderFields[] = {
 constexpr std::string_view kFailoverFields[] = {
     "rateLimitCooldownMs", "rateLimitCooldownMaxMs", "quotaCooldownMs", "errorCooldownMs",
     "serverErrorRetries",  "backoffMs",              "maxWaitMs",       "maxInFlight"};
-constexpr std::string_view kKeyFields[] = {"key", "name", "account"};
+constexpr std::string_view kKeyFields[] = {"key", "name", "account", "baseUrl"};
 constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
 constexpr std::string_view kStrategies[] = {"sequential", "round-robin"};
 constexpr std::string_view kTypes[] = {"openai", "openrouter", "anthropic", "gemini", "openai-compatible"};
 
-bool Contains(Names names, std::string_view s) { return std::find(names.begin(), names.end(), s) != names.end(); }
-
-std::string Join(Names names) {
-  std::string out;
-  for (std::string_view n : names) out += (out.empty() ? "" : ", ") + std::string(n);
-  return out;
-}
-
-/// Lower case without '-' and '_', so "base_url", "BaseURL" and "baseUrl" compare equal.
-std::string Normalize(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c != '-' && c != '_') out += static_cast<char>(std::tolower(c));
+/// `unknown` quoted for a message: as written when it is a typo of a known name (within
+/// two edits: no key is that close to a field name or type word), else through
+/// QuoteForMessage, which hides anything that could be a pasted key.
+std::string QuoteUnknown(std::string_view unknown, Names known) {
+  // Field names of any level count: "rateLimitCooldownMaxMs" at the top is misplaced, not a key.
+  for (Names names : {known, Names(kTopFields), Names(kProviderFields), Names(kFailoverFields), Names(kKeyFields)}) {
+    if (IsTypoOf(unknown, names)) return QuoteVerbatim(unknown);
   }
-  return out;
-}
-
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diag = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diag = up;
-    }
-  }
-  return row[b.size()];
-}
-
-/// The known name the user most likely meant, or empty. One name containing the other
-/// ("timeout" / "timeoutMs", "key" / "apiKey") wins over a small edit distance.
-std::string ClosestName(std::string_view unknown, Names known) {
-  std::string u = Normalize(unknown);
-  if (u.empty()) return "";
-  std::string best;
-  size_t best_distance = SIZE_MAX;
-  for (std::string_view k : known) {
-    std::string n = Normalize(k);
-    if (u.size() >= 3 && (n.find(u) != std::string::npos || u.find(n) != std::string::npos)) {
-      size_t d = EditDistance(u, n);
-      if (d < best_distance) best = k, best_distance = d;
-    }
-  }
-  if (!best.empty()) return best;
-  for (std::string_view k : known) {
-    size_t d = EditDistance(u, Normalize(k));
-    if (d < best_distance) best = k, best_distance = d;
-  }
-  return best_distance <= std::max<size_t>(2, u.size() / 3) ? best : "";
-}
-
-std::string DidYouMean(std::string_view unknown, Names known) {
-  std::string close = ClosestName(unknown, known);
-  return close.empty() ? "" : " — did you mean \"" + close + "\"?";
+  return QuoteForMessage(unknown);
 }
 
 // ---- The loader ------------------------------------------------------------------------
@@ -148,12 +104,18 @@ class Loader {
   Result<bool> GetBool(const ConfigDocument& v, const std::string& path) const;
   Result<int64_t> GetInt(const ConfigDocument& v, const std::string& path, int64_t min, int64_t max) const;
   Result<std::vector<ProviderRef>> GetNames(const ConfigDocument& v, const std::string& path) const;
+  Result<std::string> GetBaseUrl(const ConfigDocument& v, const std::string& path) const;
+  Result<std::string> GetLabel(const ConfigDocument& v, const std::string& path) const;
+  void WarnPlainHttp(const ProviderConfig& pc, const ConfigDocument& map, ConfigMark name_mark,
+                     const std::string& path, const std::vector<const ConfigDocument*>& key_url_nodes);
 
   Result<ProviderConfig> LoadProvider(const std::string& name, ConfigMark name_mark, const ConfigDocument& body,
                                       const std::string& path);
-  Status LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path);
+  /// `key_url_nodes` gets, per key, its own baseUrl node (nullptr when it has none).
+  Status LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path,
+                  std::vector<const ConfigDocument*>& key_url_nodes);
   Result<keypool::KeySpec> LoadKey(const ProviderConfig& pc, size_t n, const ConfigDocument& v,
-                                   const std::string& path);
+                                   const std::string& path, const ConfigDocument*& url_node);
   Status ResolveSecret(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key);
   Status LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const;
   Status LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const;
@@ -162,6 +124,7 @@ class Loader {
   std::string file_;
   const EnvLookup& env_;
   std::vector<std::string> warnings_;
+  size_t literal_keys_ = 0;
   std::map<std::string, std::vector<ProviderRef>> provider_fallbacks_;
 };
 
@@ -181,11 +144,11 @@ Status Loader::CheckFields(const ConfigDocument& map, const std::string& path, N
                            const std::function<std::string(const std::string&)>& extra_hint) const {
   for (size_t i = 0; i < map.entries.size(); ++i) {
     const std::string& name = map.entries[i].key;
-    if (Contains(known, name)) continue;
+    if (HasName(known, name)) continue;
     std::string hint = extra_hint ? extra_hint(name) : "";
     if (hint.empty()) hint = DidYouMean(name, known);
-    if (hint.empty()) hint = " (known fields: " + Join(known) + ")";
-    return Fail(map.key_marks[i], path, "unknown field " + QuoteForMessage(name) + hint);
+    if (hint.empty()) hint = " (known fields: " + JoinNames(known) + ")";
+    return Fail(map.key_marks[i], path, "unknown field " + QuoteUnknown(name, known) + hint);
   }
   return Ok{};
 }
@@ -202,12 +165,12 @@ Result<std::string> Loader::GetString(const ConfigDocument& v, const std::string
 Result<std::string> Loader::GetEnum(const ConfigDocument& v, const std::string& path, std::string_view what,
                                     Names valid) const {
   if (v.kind != Kind::kString) {
-    return WrongType(v, path, "one of " + Join(valid));
+    return WrongType(v, path, "one of " + JoinNames(valid));
   }
-  if (Contains(valid, v.text)) return v.text;
+  if (HasName(valid, v.text)) return v.text;
   return Fail(v, path,
-              "unknown " + std::string(what) + " " + QuoteForMessage(v.text) + DidYouMean(v.text, valid) + " (valid: " +
-                  Join(valid) + ")");
+              "unknown " + std::string(what) + " " + QuoteUnknown(v.text, valid) + DidYouMean(v.text, valid) +
+                  " (valid: " + JoinNames(valid) + ")");
 }
 
 Result<bool> Loader::GetBool(const ConfigDocument& v, const std::string& path) const {
@@ -249,17 +212,69 @@ Result<std::vector<ProviderRef>> Loader::GetNames(const ConfigDocument& v, const
   return refs;
 }
 
+Result<std::string> Loader::GetBaseUrl(const ConfigDocument& v, const std::string& path) const {
+  auto url = GetString(v, path);
+  if (!url) return url.error();
+  std::string u = url.value();
+  if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
+    return Fail(v, path, "must start with http:// or https://");
+  }
+  // libcurl's own parser decides, so what loads is what curl will send: a space, a line
+  // break, a ?query, a #fragment, user:pass@ or no host would otherwise load and then
+  // fail every request as a network error, cooling good keys. The value is not quoted:
+  // user:pass@ is a credential.
+  if (std::optional<std::string> why = providers::BaseUrlError(u)) return Fail(v, path, *why);
+  while (u.size() > 1 && u.back() == '/') u.pop_back();
+  return u;
+}
+
+/// Control characters, and the Unicode line breaks some log viewers honour: C1 controls
+/// (U+0080..U+009F, NEL among them), U+2028 and U+2029.
+bool HasControlOrLineBreak(std::string_view s) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c == 0x7f) return true;
+    const auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0;
+    if (c == 0xC2 && next >= 0x80 && next <= 0x9F) return true;
+    if (c == 0xE2 && next == 0x80 && i + 2 < s.size() &&
+        (static_cast<unsigned char>(s[i + 2]) == 0xA8 || static_cast<unsigned char>(s[i + 2]) == 0xA9)) {
+      return true;
+    }
+  }
+  return false;
+}
+
+/// Characters, not bytes: UTF-8 continuation bytes do not count.
+size_t Utf8Length(std::string_view s) {
+  return static_cast<size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+constexpr size_t kMaxLabelChars = 64;
+
+Result<std::string> Loader::GetLabel(const ConfigDocument& v, const std::string& path) const {
+  auto s = GetString(v, path);
+  if (!s) return s.error();
+  // Labels and accounts are written into log lines, key_status and error reports: a
+  // newline in one would forge a line of its own.
+  if (HasControlOrLineBreak(s.value())) return Fail(v, path, "must not contain line breaks or control characters");
+  if (Utf8Length(s.value()) > kMaxLabelChars) {
+    return Fail(v, path, "too long (at most " + std::to_string(kMaxLabelChars) + " characters)");
+  }
+  return s;
+}
+
 constexpr int64_t kMaxMs = 365LL * 24 * 3600 * 1000;  // one year: beyond it is a typo
 
 Result<Config> Loader::Load(const ConfigDocument& root) {
   if (root.kind == Kind::kNull) return Fail(root, "", "the file is empty");
   if (root.kind != Kind::kMap) return WrongType(root, "", "a map at the top level");
   auto top_hint = [](const std::string& name) -> std::string {
-    if (Contains(kTypes, name) || name == "mcpServers") {
+    if (HasName(kTypes, name) || name == "mcpServers") {
       return " — providers go under \"mcp\" (or \"providers\")";
     }
-    if (Contains(kProviderFields, name) && name != "fallback") {
-      return " — " + QuoteForMessage(name) + " is a provider field: put it under mcp.<provider>";
+    if (HasName(kProviderFields, name) && name != "fallback") {
+      return " — " + QuoteVerbatim(name) + " is a provider field: put it under mcp.<provider>";
     }
     return "";
   };
@@ -309,6 +324,7 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
     if (auto s = CheckRefs(provider_fallbacks_[pc.name], config, pc.name); !s) return s.error();
   }
   config.warnings = std::move(warnings_);
+  config.literal_keys = literal_keys_;
   return config;
 }
 
@@ -321,8 +337,8 @@ Status Loader::CheckRefs(const std::vector<ProviderRef>& refs, const Config& con
     std::vector<std::string_view> names;
     for (const ProviderConfig& pc : config.providers) names.push_back(pc.name);
     return Fail(r.mark, r.path,
-                "no provider named " + QuoteForMessage(r.name) + DidYouMean(r.name, names) +
-                    " (providers: " + Join(names) + ")");
+                "no provider named " + QuoteUnknown(r.name, names) + DidYouMean(r.name, names) +
+                    " (providers: " + JoinNames(names) + ")");
   }
   return Ok{};
 }
@@ -339,8 +355,8 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
   const ConfigDocument& map = body.kind == Kind::kNull ? empty : body;
   if (map.kind != Kind::kMap) return WrongType(map, path, "a map of provider settings");
   auto provider_hint = [](const std::string& field) -> std::string {
-    if (Contains(kFailoverFields, field)) {
-      return " — " + QuoteForMessage(field) + " belongs in the \"failover\" block";
+    if (HasName(kFailoverFields, field)) {
+      return " — " + QuoteVerbatim(field) + " belongs in the \"failover\" block";
     }
     return "";
   };
@@ -355,26 +371,23 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
   } else if (auto inferred = providers::ParseProviderType(name)) {
     pc.type = *inferred;
   } else {
-    return Fail(name_mark, path, "missing \"type\" (one of " + Join(kTypes) + ")");
+    return Fail(name_mark, path, "missing \"type\" (one of " + JoinNames(kTypes) + ")");
   }
   const std::string type_name(providers::ProviderTypeName(pc.type));
 
   pc.base_url = providers::DefaultBaseUrl(pc.type);
   if (const ConfigDocument* v = Find(map, "baseUrl")) {
-    auto url = GetString(*v, Child(path, "baseUrl"));
+    auto url = GetBaseUrl(*v, Child(path, "baseUrl"));
     if (!url) return url.error();
-    std::string u = url.value();
-    if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0) {
-      return Fail(*v, Child(path, "baseUrl"), "must start with http:// or https://");
-    }
-    while (u.size() > 1 && u.back() == '/') u.pop_back();
-    pc.base_url = u;
+    pc.base_url = url.value();
   } else if (pc.type == ProviderType::kOpenAICompatible) {
     return Fail(name_mark, path, "\"baseUrl\" is required for type openai-compatible (e.g. http://localhost:11434/v1)");
   }
 
   if (const ConfigDocument* v = Find(map, "apiKey")) {
-    if (auto s = LoadKeys(pc, *v, Child(path, "apiKey")); !s) return s.error();
+    std::vector<const ConfigDocument*> key_url_nodes;
+    if (auto s = LoadKeys(pc, *v, Child(path, "apiKey"), key_url_nodes); !s) return s.error();
+    WarnPlainHttp(pc, map, name_mark, path, key_url_nodes);
   } else if (pc.type != ProviderType::kOpenAICompatible && pc.base_url == providers::DefaultBaseUrl(pc.type)) {
     warnings_.push_back(ConfigLocation(file_, name_mark, path) + "no apiKey: requests to " + pc.base_url +
                         " go out without authentication");
@@ -428,7 +441,8 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
   return pc;
 }
 
-Status Loader::LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) {
+Status Loader::LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::string& path,
+                        std::vector<const ConfigDocument*>& key_url_nodes) {
   std::vector<std::pair<const ConfigDocument*, std::string>> elements;
   if (v.kind == Kind::kList) {
     if (v.items.empty()) {
@@ -440,27 +454,30 @@ Status Loader::LoadKeys(ProviderConfig& pc, const ConfigDocument& v, const std::
   } else {
     elements.emplace_back(&v, path);  // one key: a string or an object
   }
+  std::unordered_map<std::string, size_t> labels, secrets;  // -> index: linear in the key count
   for (size_t i = 0; i < elements.size(); ++i) {
     const auto& [element, element_path] = elements[i];
-    auto key = LoadKey(pc, i + 1, *element, element_path);
+    const ConfigDocument* url_node = nullptr;
+    auto key = LoadKey(pc, i + 1, *element, element_path, url_node);
     if (!key) return key.error();
-    for (size_t j = 0; j < pc.keys.size(); ++j) {
-      if (pc.keys[j].label == key->label) {
-        return Fail(*element, element_path,
-                    "duplicate key name " + QuoteForMessage(key->label) + " (also " + elements[j].second + ")");
-      }
-      if (!key->secret.empty() && pc.keys[j].secret == key->secret) {
+    if (auto [at, fresh] = labels.emplace(key->label, i); !fresh) {
+      return Fail(*element, element_path,
+                  "duplicate key name " + QuoteForMessage(key->label) + " (also " + elements[at->second].second + ")");
+    }
+    if (!key->secret.empty()) {
+      if (auto [at, fresh] = secrets.emplace(key->secret, i); !fresh) {
         warnings_.push_back(ConfigLocation(file_, element->mark, element_path) + "the same key as " +
-                            elements[j].second + " (" + pc.keys[j].label + ")");
+                            elements[at->second].second + " (" + pc.keys[at->second].label + ")");
       }
     }
     pc.keys.push_back(std::move(key.value()));
+    key_url_nodes.push_back(url_node);
   }
   return Ok{};
 }
 
 Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, const ConfigDocument& v,
-                                         const std::string& path) {
+                                         const std::string& path, const ConfigDocument*& url_node) {
   keypool::KeySpec key;
   key.label = pc.name + "#" + std::to_string(n);
   const ConfigDocument* secret = &v;
@@ -468,29 +485,36 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
   if (v.kind == Kind::kMap) {
     // Field names of a key object are not quoted when unknown: a pasted key might be one.
     for (size_t i = 0; i < v.entries.size(); ++i) {
-      if (Contains(kKeyFields, v.entries[i].key)) continue;
+      if (HasName(kKeyFields, v.entries[i].key)) continue;
       std::string hint = v.entries[i].key.size() <= 32 ? DidYouMean(v.entries[i].key, kKeyFields) : "";
-      return Fail(
-          v.key_marks[i], path,
-          "unknown field " + QuoteForMessage(v.entries[i].key) + hint + " (a key object has: key, name, account)");
+      return Fail(v.key_marks[i], path,
+                  "unknown field " + QuoteUnknown(v.entries[i].key, kKeyFields) + hint +
+                      " (a key object has: key, name, account, baseUrl)");
     }
     secret = Find(v, "key");
     secret_path = Child(path, "key");
     if (!secret) return Fail(v, path, "missing \"key\" (the key itself, or $VARIABLE)");
     if (const ConfigDocument* name = Find(v, "name")) {
-      auto label = GetString(*name, Child(path, "name"));
+      auto label = GetLabel(*name, Child(path, "name"));
       if (!label) return label.error();
       key.label = label.value();
     }
     if (const ConfigDocument* account = Find(v, "account")) {
-      auto a = GetString(*account, Child(path, "account"));
+      auto a = GetLabel(*account, Child(path, "account"));
       if (!a) return a.error();
       key.account = a.value();
+    }
+    if (const ConfigDocument* url = Find(v, "baseUrl")) {
+      auto u = GetBaseUrl(*url, Child(path, "baseUrl"));
+      if (!u) return u.error();
+      key.base_url = u.value();
+      url_node = url;
     }
   }
   if (secret->kind != Kind::kString) {
     return WrongType(*secret, secret_path,
-                     secret == &v ? "a string or an object {key, name, account}" : "a string (the key or $VARIABLE)");
+                     secret == &v ? "a string or an object {key, name, account, baseUrl}"
+                                  : "a string (the key or $VARIABLE)");
   }
   if (auto s = ResolveSecret(*secret, secret_path, key); !s) return s.error();
   return key;
@@ -512,6 +536,7 @@ Status Loader::ResolveSecret(const ConfigDocument& v, const std::string& path, k
   if (text[0] != '$') {
     if (!IsHeaderSafe(text)) return Fail(v, path, "the key contains spaces or control characters");
     key.secret = text;
+    ++literal_keys_;
     return Ok{};
   }
   std::string_view ref(text);
@@ -541,6 +566,32 @@ Status Loader::ResolveSecret(const ConfigDocument& v, const std::string& path, k
   warnings_.push_back(ConfigLocation(file_, v.mark, path) + key.disabled_reason + "; key " + key.label +
                       " is disabled");
   return Ok{};
+}
+
+void Loader::WarnPlainHttp(const ProviderConfig& pc, const ConfigDocument& map, ConfigMark name_mark,
+                           const std::string& path, const std::vector<const ConfigDocument*>& key_url_nodes) {
+  auto exposed = [](const std::string& url) { return url.rfind("http://", 0) == 0 && !providers::IsLoopbackUrl(url); };
+  auto warn = [&](ConfigMark mark, const std::string& field_path, const std::string& url) {
+    warnings_.push_back(ConfigLocation(file_, mark, field_path) + "keys go to " + providers::UrlHost(url) +
+                        " over plain http://, and that host is not loopback: anyone on the way can read them "
+                        "(use https://)");
+  };
+  bool provider_url_used = false;
+  std::vector<std::string> warned;  // per-key URLs, once each
+  for (size_t i = 0; i < pc.keys.size(); ++i) {
+    const std::string& own = pc.keys[i].base_url;
+    if (own.empty()) {
+      provider_url_used = true;
+    } else if (exposed(own) && std::find(warned.begin(), warned.end(), own) == warned.end()) {
+      warned.push_back(own);
+      const ConfigDocument* node = i < key_url_nodes.size() ? key_url_nodes[i] : nullptr;
+      warn(node ? node->mark : name_mark, path + ".apiKey", own);
+    }
+  }
+  if (provider_url_used && exposed(pc.base_url)) {
+    const ConfigDocument* node = Find(map, "baseUrl");
+    warn(node ? node->mark : name_mark, Child(path, "baseUrl"), pc.base_url);
+  }
 }
 
 Status Loader::LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const {
@@ -574,8 +625,8 @@ Status Loader::LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const st
 Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const {
   if (v.kind != Kind::kMap) return WrongType(v, path, "a map of failover settings");
   auto hint = [](const std::string& field) -> std::string {
-    if (Contains(kProviderFields, field)) {
-      return " — " + QuoteForMessage(field) + " is a provider field, not a failover one";
+    if (HasName(kProviderFields, field)) {
+      return " — " + QuoteVerbatim(field) + " is a provider field, not a failover one";
     }
     return "";
   };
@@ -637,6 +688,21 @@ EnvLookup ProcessEnv() {
   };
 }
 
+std::vector<std::string> EnvironmentWarnings(const EnvLookup& env) {
+  // libcurl reads these (all but upper-case HTTP_PROXY, which it ignores on purpose, but
+  // which other tools on the machine may honour): a proxy sees every request to a plain
+  // http:// baseUrl whole, keys included. Only the names: a value may hold credentials.
+  std::string set;
+  for (const char* name : {"HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"}) {
+    std::optional<std::string> v = env ? env(name) : std::nullopt;
+    if (v && !v->empty()) set += (set.empty() ? "" : ", ") + std::string(name);
+  }
+  if (set.empty()) return {};
+  return {"proxy environment variable(s) set: " + set +
+          "; upstream requests may go through that proxy, which sees plain http:// requests whole, keys "
+          "included (NO_PROXY lists hosts to reach directly)"};
+}
+
 Result<Config> ParseConfigText(std::string_view text, std::string_view display_path, const EnvLookup& env) {
   auto root = ParseConfigDocument(text, display_path);
   if (!root) return root.error();
@@ -655,7 +721,17 @@ Result<Config> LoadConfigFile(const std::string& path, const EnvLookup& env) {
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad()) return MakeError(ErrorKind::kIo, path + ": cannot read");
-  return ParseConfigText(text.str(), path, env);
+  Result<Config> config = ParseConfigText(text.str(), path, env);
+  struct stat st = {};
+  if (config && config->literal_keys > 0 && ::stat(path.c_str(), &st) == 0 && (st.st_mode & (S_IRGRP | S_IROTH)) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    config->warnings.push_back(path + ": holds " + std::to_string(config->literal_keys) +
+                               " key(s) written out and is readable by " +
+                               ((st.st_mode & S_IROTH) != 0 ? "other users" : "its group") + " (mode " + mode +
+                               "): chmod 600 it, or use $VARIABLE references");
+  }
+  return config;
 }
 
 Result<std::string> FindConfigPath(const std::optional<std::string>& flag, const EnvLookup& env) {

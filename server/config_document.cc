@@ -5,11 +5,13 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstring>
 #include <exception>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
+#include <unordered_map>
 
 namespace kpm::server {
 namespace {
@@ -24,6 +26,12 @@ using Kind = ConfigDocument::Kind;
 // YAML aliases can make a cycle and a JSON file can nest 50 000 levels (recursion here
 // would overflow the stack); nothing legit nests this deep.
 constexpr int kMaxDepth = 64;
+
+// yaml-cpp keeps an alias as a second reference to its anchor's node, but converting the
+// tree copies it once per reference: nine levels of nine aliases (a "billion laughs" of
+// 500 bytes) is 9^9 nodes, seconds of CPU and then std::bad_alloc. Every node converted
+// counts, aliases included; the largest real config is a few thousand nodes.
+constexpr size_t kMaxNodes = 100000;
 
 bool IsDigits(std::string_view s) {
   return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) { return std::isdigit(c); });
@@ -60,9 +68,16 @@ ConfigMark FromYamlMark(const YAML::Mark& m, ConfigMark fallback) {
   return ConfigMark{m.line + 1, m.column + 1};
 }
 
+/// `budget`: nodes left to convert (kMaxNodes at the root), shared by the whole walk.
 Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, const std::string& path,
-                                ConfigMark fallback, int depth) {
+                                ConfigMark fallback, int depth, size_t& budget) {
   if (depth > kMaxDepth) return ConfigError(file, fallback, path, "nested too deeply (a recursive YAML alias?)");
+  if (budget == 0) {
+    return ConfigError(file, fallback, path,
+                       "the document expands to more than " + std::to_string(kMaxNodes) +
+                           " values (YAML aliases repeating aliases?); a config is far smaller");
+  }
+  --budget;
   ConfigDocument v;
   v.mark = FromYamlMark(node.Mark(), fallback);
   switch (node.Type()) {
@@ -79,7 +94,7 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
       v.kind = Kind::kList;
       size_t i = 0;
       for (const YAML::Node& child : node) {
-        auto item = FromYaml(child, file, path + "[" + std::to_string(i++) + "]", v.mark, depth + 1);
+        auto item = FromYaml(child, file, path + "[" + std::to_string(i++) + "]", v.mark, depth + 1, budget);
         if (!item) return item.error();
         v.items.push_back(std::move(item.value()));
       }
@@ -87,19 +102,18 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
     }
     case YAML::NodeType::Map: {
       v.kind = Kind::kMap;
+      std::unordered_map<std::string, size_t> seen;  // key -> entry index (a big map stays linear)
       for (auto it = node.begin(); it != node.end(); ++it) {
         ConfigMark key_mark = FromYamlMark(it->first.Mark(), v.mark);
         if (!it->first.IsScalar()) return ConfigError(file, key_mark, path, "map keys must be plain names");
         std::string key = it->first.Scalar();
-        for (size_t j = 0; j < v.entries.size(); ++j) {
-          if (v.entries[j].key == key) {
-            return ConfigError(file, key_mark, path,
-                               "duplicate key " + QuoteForMessage(key) + " (first at line " +
-                                   std::to_string(v.key_marks[j].line) + ")");
-          }
+        if (auto [at, fresh] = seen.emplace(key, v.entries.size()); !fresh) {
+          return ConfigError(file, key_mark, path,
+                             "duplicate key " + QuoteForMessage(key) + " (first at line " +
+                                 std::to_string(v.key_marks[at->second].line) + ")");
         }
         std::string child_path = path.empty() ? key : path + "." + key;
-        auto child = FromYaml(it->second, file, child_path, key_mark, depth + 1);
+        auto child = FromYaml(it->second, file, child_path, key_mark, depth + 1, budget);
         if (!child) return child.error();
         v.entries.push_back(ConfigEntry{std::move(key), std::move(child.value())});
         v.key_marks.push_back(key_mark);
@@ -289,6 +303,11 @@ Error YamlFailure(std::string_view file, const std::exception& e) {
 }
 
 Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view file, bool json) {
+  // nlohmann and yaml-cpp both take a NUL byte for the end of the text: whatever follows
+  // it would be dropped without a word (a truncated copy, a binary file).
+  if (size_t nul = text.find('\0'); nul != std::string_view::npos) {
+    return ConfigError(file, MarkFromOffset(text, nul + 1), "", "the file contains a NUL byte");
+  }
   std::optional<nlohmann::ordered_json> parsed_json;
   if (json) {
     if (auto at = JsonTooDeep(text)) {
@@ -315,7 +334,8 @@ Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view fil
     return YamlFailure(file, e);
   }
   try {
-    return FromYaml(root, file, "", ConfigMark{}, 0);
+    size_t budget = kMaxNodes;
+    return FromYaml(root, file, "", ConfigMark{}, 0, budget);
   } catch (const YAML::Exception& e) {
     return ConfigError(file, FromYamlMark(e.mark, ConfigMark{}), "", "YAML error: " + e.msg);
   } catch (const std::exception& e) {
@@ -341,9 +361,47 @@ Error ConfigError(std::string_view file, ConfigMark mark, std::string_view path,
   return MakeError(ErrorKind::kConfig, ConfigLocation(file, mark, path) + std::string(message));
 }
 
+namespace {
+
+/// Lower-case letters, digits and `-_./:` with few digits: a name, a URL path, a type
+/// word ("openai-compatibel", "my-backup.v2"). Keys are mixed-case or digit-rich (base62,
+/// hex), so they are not word-like; a 32-character Mistral key is not.
+bool IsWordLike(std::string_view s) {
+  size_t digits = 0;
+  for (unsigned char c : s) {
+    if (c >= '0' && c <= '9') {
+      ++digits;
+      continue;
+    }
+    const bool word = (c >= 'a' && c <= 'z') || (c != 0 && std::strchr("-_./:", c) != nullptr);
+    if (!word) return false;
+  }
+  return s.size() <= 64 && digits <= 4 && digits * 4 <= s.size();
+}
+
+}  // namespace
+
 std::string QuoteForMessage(std::string_view s) {
-  if (s.size() > 32) return "(a " + std::to_string(s.size()) + "-character value, not shown)";
-  return "\"" + std::string(s) + "\"";
+  // Short values cannot be a whole key (the shortest real ones are 32 characters).
+  if (s.size() > kMaxQuotedChars && !IsWordLike(s)) {
+    return "(a " + std::to_string(s.size()) + "-character value, not shown)";
+  }
+  return QuoteVerbatim(s);
+}
+
+std::string QuoteVerbatim(std::string_view s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c < 0x20 || c == 0x7f) {  // a raw newline would start a forged log line
+      static constexpr char kHex[] = "0123456789abcdef";
+      out += "\\x";
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
 }
 
 }  // namespace kpm::server

@@ -56,8 +56,18 @@ std::string ConfigLocation(std::string_view file, ConfigMark mark, std::string_v
 /// A kConfig error: ConfigLocation + message.
 Error ConfigError(std::string_view file, ConfigMark mark, std::string_view path, std::string_view message);
 
-/// Quotes a name or value for a message, unless it is long enough to be a pasted key
-/// (SPEC §4: no key material in errors).
+/// Values up to this many characters are always quoted by QuoteForMessage.
+inline constexpr size_t kMaxQuotedChars = 12;
+
+/// Quotes a name or value from the file for a message, unless it could be a pasted key
+/// (SPEC §4: no key material in errors): values of at most kMaxQuotedChars characters
+/// and word-like ones (lower-case letters, digits, `-_./:`, at most 4 digits, up to 64
+/// characters) are quoted; anything else is described, "(a 32-character value, not
+/// shown)". Control characters are written as \xNN.
 std::string QuoteForMessage(std::string_view s);
+
+/// Quotes `s` as it is (control characters as \xNN). Only for text known not to be a
+/// secret: one of our own names, or a near-miss of one (a typo, edit distance <= 2).
+std::string QuoteVerbatim(std::string_view s);
 
 }  // namespace kpm::server

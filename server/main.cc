@@ -2,6 +2,7 @@
 // --check or the MCP server on stdin/stdout.
 #include <cstdio>
 #include <cstdlib>
+#include <exception>
 #include <iostream>
 #include <string>
 
@@ -64,11 +65,8 @@ int RunCheck(App& app) {
   return all_usable ? 0 : 1;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  // First: spdlog's own default logger writes to stdout, the protocol channel.
-  InstallStderrLogger();
+/// Everything main does once the stderr logger is in place.
+int Main(int argc, char** argv) {
   IgnoreSigpipe();
 
   CLI::App cli{"keypool-mcp: an MCP server that routes model calls through pools of API keys with failover"};
@@ -118,6 +116,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<App> app = std::move(app_or.value());
   SetLogScrubber(app->shared_scrubber());
   for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
+  for (const auto& w : EnvironmentWarnings(env)) spdlog::warn("{}", w);
 
   if (check) return RunCheck(*app);
 
@@ -138,6 +137,24 @@ int main(int argc, char** argv) {
   ShutdownOnSignals signals(server);
   app->StartStartupHealthChecks();
   int rc = server.Run();
-  spdlog::info("keypool-mcp: stdin closed, exiting");
+  spdlog::info("keypool-mcp: exiting");
   return rc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  // First: spdlog's own default logger writes to stdout, the protocol channel.
+  InstallStderrLogger();
+  // The second catch-all of STYLE.md §3 (the first is in dispatch): our code does not
+  // throw, but a library might (std::bad_alloc, a CLI11 or spdlog corner). Say so on
+  // stderr, never on stdout, and exit 1 rather than std::terminate's abort.
+  try {
+    return Main(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "keypool-mcp: internal error: %s\n", e.what());
+  } catch (...) {
+    std::fprintf(stderr, "keypool-mcp: internal error (unknown exception)\n");
+  }
+  return 1;
 }

@@ -17,6 +17,7 @@ using protocol::RpcError;
 /// One tools/call in flight.
 struct McpServer::Call {
   nlohmann::json id;
+  std::string id_text;  // Message::id_text
   std::string id_key;
   const Tool* tool = nullptr;
   nlohmann::json arguments;
@@ -81,8 +82,16 @@ int McpServer::Run() {
     const auto status = transport_.ReadLine(line);
     if (status == Transport::ReadStatus::kClosed) break;
     if (status == Transport::ReadStatus::kTooLong) {
-      spdlog::warn("dropped an input line over the size limit");
-      Write(protocol::EncodeError(nullptr, RpcError::InvalidRequest("message too long")));
+      // `line` is the head and the tail of the line: its id, when there, gets the
+      // error, so the client is not left waiting for a reply that never comes.
+      const std::size_t cut = line.find('\n');
+      const std::string_view excerpt(line);
+      const Message msg = protocol::DecodeTooLong(
+          excerpt.substr(0, cut), cut == std::string::npos ? std::string_view() : excerpt.substr(cut + 1),
+          transport_.max_line_bytes());
+      spdlog::warn("dropped an input line over the size limit ({} bytes), id={}", transport_.max_line_bytes(),
+                   msg.id_text.empty() ? protocol::IdKey(msg.id) : msg.id_text);
+      Write(protocol::EncodeError(msg.id, msg.error, msg.id_text));
       continue;
     }
     HandleLine(line);
@@ -113,7 +122,7 @@ void McpServer::HandleLine(const std::string& line) {
       return;
     case Message::Kind::kInvalid:
       spdlog::debug("rejected a message: {}", msg.error.message);
-      Write(protocol::EncodeError(msg.id, msg.error));
+      Write(protocol::EncodeError(msg.id, msg.error, msg.id_text));
       return;
   }
 }
@@ -146,7 +155,7 @@ void McpServer::HandleRequest(const Message& msg) {
     }
     break;
   }
-  SendReply(msg.id, answer);
+  SendReply(msg.id, msg.id_text, answer);
   spdlog::debug("{} id={} {} in {} ms", msg.method, protocol::IdKey(msg.id),
                 answer.error ? std::to_string(answer.error->code) : "ok",
                 std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -155,10 +164,7 @@ void McpServer::HandleRequest(const Message& msg) {
 }
 
 void McpServer::HandleNotification(const Message& msg) {
-  if (msg.method == "notifications/initialized") {
-    initialized_.store(true);
-    return;
-  }
+  if (msg.method == "notifications/initialized") return;  // nothing waits for it
   if (msg.method == "notifications/cancelled") {
     const auto id = protocol::ParseCancelledRequestId(msg.params);
     if (!id) return;
@@ -220,22 +226,23 @@ McpServer::Answer McpServer::OnSetLevel(const nlohmann::json& params) {
 void McpServer::StartToolCall(const Message& msg) {
   auto p = protocol::ParseCallToolParams(msg.params);
   if (!p) {
-    SendReply(msg.id, {nullptr, RpcError::InvalidParams(p.error().message)});
+    SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidParams(p.error().message)});
     return;
   }
   const Tool* tool = tools_.Find(p->name);
   if (tool == nullptr) {
-    SendReply(msg.id, {nullptr, RpcError::InvalidParams("unknown tool: " + p->name)});
+    SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidParams("unknown tool: " + p->name)});
     return;
   }
   if (auto valid = ValidateJson(tool->input_schema, p->arguments); !valid) {
     // The model can correct itself: a result, not a protocol error (SPEC §5).
     protocol::CallToolResult r{"invalid arguments: " + valid.error().message, nullptr, true};
-    SendReply(msg.id, {protocol::ToJson(r), std::nullopt});
+    SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt});
     return;
   }
   auto call = std::make_shared<Call>();
   call->id = msg.id;
+  call->id_text = msg.id_text;
   call->id_key = protocol::IdKey(msg.id);
   call->tool = tool;
   call->arguments = std::move(p->arguments);
@@ -243,7 +250,7 @@ void McpServer::StartToolCall(const Message& msg) {
   {
     std::lock_guard<std::mutex> lock(calls_mu_);
     if (calls_.count(call->id_key) != 0) {
-      SendReply(msg.id, {nullptr, RpcError::InvalidRequest("a request with this id is in flight")});
+      SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidRequest("a request with this id is in flight")});
       return;
     }
     calls_.emplace(call->id_key, call);
@@ -300,7 +307,7 @@ void McpServer::FinishCall(const std::shared_ptr<Call>& call, const Answer& answ
                   call->tool->name, ms);
     return;
   }
-  SendReply(call->id, answer);
+  SendReply(call->id, call->id_text, answer);
   spdlog::debug("tools/call id={} tool={} {} in {} ms", call->id_key, call->tool->name,
                 answer.error ? "internal error" : "answered", ms);
 }
@@ -340,9 +347,9 @@ void McpServer::SendLog(Call& call, std::string_view level, const nlohmann::json
                                      protocol::LogMessageParams(l, options_.name, data)));
 }
 
-void McpServer::SendReply(const nlohmann::json& id, const Answer& answer) {
-  Write(answer.error ? protocol::EncodeError(id, *answer.error)
-                     : protocol::EncodeResult(id, answer.result));
+void McpServer::SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer) {
+  Write(answer.error ? protocol::EncodeError(id, *answer.error, id_text)
+                     : protocol::EncodeResult(id, answer.result, id_text));
 }
 
 void McpServer::Write(const std::string& line) {

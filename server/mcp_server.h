@@ -87,7 +87,8 @@ class McpServer {
   void SendProgress(Call& call, double progress, std::optional<double> total,
                     const std::string& message);
   void SendLog(Call& call, std::string_view level, const nlohmann::json& data);
-  void SendReply(const nlohmann::json& id, const Answer& answer);
+  /// `id_text`: Message::id_text, echoed in place of `id` when not empty.
+  void SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer);
   void Write(const std::string& line);
 
   void Enqueue(std::function<void()> job);
@@ -99,7 +100,6 @@ class McpServer {
   Transport& transport_;
 
   std::atomic<bool> stopping_{false};
-  std::atomic<bool> initialized_{false};
   std::atomic<int> log_level_;
   std::atomic<bool> write_failed_{false};
 

@@ -95,8 +95,9 @@ SignalWatcher::~SignalWatcher() {
 ShutdownOnSignals::ShutdownOnSignals(McpServer& server)
     : watcher_([this, &server](int signo) {
         if (++count_ == 1) {
-          spdlog::info("signal {}: answering calls in flight, then exiting", signo);
+          // Stop first: if stderr is a full pipe too, the log line below may block.
           server.Stop();
+          spdlog::info("signal {}: answering calls in flight, then exiting", signo);
           return;
         }
         spdlog::warn("signal {} again: exiting now", signo);

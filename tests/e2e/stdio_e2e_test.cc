@@ -3,6 +3,7 @@
 // SPEC §1 (flags, bad config), §4 (key material), §5 (MCP surface).
 
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <map>
@@ -10,6 +11,7 @@
 #include <regex>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -383,6 +385,129 @@ TEST_CASE("a config with an unknown field stops the server at start and names fi
   CHECK(err.find(field) != std::string::npos);
   CHECK(err.find(hint) != std::string::npos);
   CHECK_FALSE(FindSecret(err, kCanaries).has_value());
+}
+
+TEST_CASE("a request line over 16 MiB is answered -32600 with its id and the next is served",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  McpSession& s = server.session();
+  // The id comes first, as clients write it; the prompt takes the line past the limit.
+  const std::string line = R"({"jsonrpc":"2.0","id":"huge-1","method":"tools/call","params":{"name":"complete",)"
+                           R"("arguments":{"prompt":")" + std::string((16u << 20) + 1000, 'x') + "\"}}}";
+  REQUIRE(server.process().WriteLine(line, milliseconds(30000)));
+  auto reply = s.AwaitReply("huge-1", kReadTimeout);
+  REQUIRE(reply.has_value());
+  INFO(reply->dump());
+  CHECK(ErrorCode(*reply) == -32600);
+  CHECK_THAT((*reply)["error"]["message"].get<std::string>(), Catch::Contains("16 MiB"));
+  // The official TypeScript SDK writes the id last ({...request, jsonrpc, id}).
+  const std::string sdk_order = R"({"method":"tools/call","params":{"name":"complete","arguments":{"prompt":")" +
+                                std::string((16u << 20) + 1000, 'y') + R"("}},"jsonrpc":"2.0","id":9001})";
+  REQUIRE(server.process().WriteLine(sdk_order, milliseconds(30000)));
+  auto sdk_reply = s.AwaitReply(9001, kReadTimeout);
+  REQUIRE(sdk_reply.has_value());
+  CHECK(ErrorCode(*sdk_reply) == -32600);
+  auto ping = s.Request("ping", nullptr, kReadTimeout);
+  REQUIRE(ping.has_value());
+  CHECK(ping->contains("result"));
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("a line with a NUL byte gets -32700 and the request after it is still served",
+          "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  McpSession& s = server.session();
+  const std::string broken = std::string(R"({"jsonrpc":"2.0","id":801,"method":"ping"})") + '\0' +
+                             R"({"jsonrpc":"2.0","id":802,"method":"ping"})";
+  REQUIRE(s.SendRaw(broken));
+  Json err = NextReply(s);
+  CHECK(ErrorCode(err) == -32700);
+  CHECK(err["id"].is_null());
+  auto ping = s.Request("ping", nullptr, kReadTimeout);
+  REQUIRE(ping.has_value());
+  CHECK(ping->contains("result"));
+  for (const std::string& l : s.lines()) {
+    CHECK_THAT(l, !Catch::Contains("\"id\":801") && !Catch::Contains("\"id\":802"));
+  }
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("an id beyond 2^64 comes back exactly as the client wrote it", "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  McpSession& s = server.session();
+  const std::string id = "340282366920938463463374607431768211457";  // 2^128 + 1
+  REQUIRE(s.SendRaw(R"({"jsonrpc":"2.0","id":)" + id + R"(,"method":"tools/call","params":{"name":"key_status"}})"));
+  Json reply = NextReply(s);
+  CHECK(reply.contains("result"));
+  bool echoed = false;
+  const std::string start = "{\"id\":" + id + ",\"jsonrpc\":\"2.0\",\"result\":";
+  for (const std::string& l : s.lines()) echoed |= l.rfind(start, 0) == 0;
+  CHECK(echoed);
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("one SIGTERM stops a server whose client stopped reading its stdout", "[e2e][stdio]") {
+  Server server(CanaryConfigYaml());
+  server.Initialize();
+  // A four-page stdout pipe that nobody reads: a few hundred replies fill it and the
+  // server then waits to write the next one.
+  const int capacity = server.process().SetStdoutPipeSize(4 * 4096);
+  REQUIRE(capacity > 0);
+  for (int i = 0; i < 1000; ++i) {
+    REQUIRE(server.session().SendRaw(R"({"jsonrpc":"2.0","id":)" + std::to_string(1000 + i) + R"(,"method":"ping"})"));
+  }
+  // Full: the kernel stops taking writes once every page holds some bytes, so part of
+  // the last pages may stay empty. Blocked: the count stops growing though replies are
+  // still owed (a thousand ~40-byte replies are far more than the pipe holds).
+  int unread = -1;
+  int still = 0;
+  for (const auto give_up = Clock::now() + kReadTimeout; still < 3 && Clock::now() < give_up;) {
+    std::this_thread::sleep_for(milliseconds(100));
+    const int now = server.process().StdoutUnread();
+    still = now == unread && now >= capacity / 2 ? still + 1 : 0;
+    unread = now;
+  }
+  INFO("bytes waiting in the pipe: " << unread << " of " << capacity);
+  REQUIRE(still == 3);
+  const auto start = Clock::now();
+  REQUIRE(server.process().Signal(SIGTERM));
+  // Only one signal: a blocked write(1) used to need a second one.
+  CHECK(server.process().WaitExit(kExitTimeout) == std::optional<int>(0));
+  CHECK(Clock::now() - start < kExitTimeout);
+  server.session().DrainUntilEof(milliseconds(1000));
+  server.CheckTranscript();
+}
+
+TEST_CASE("load-time warnings reach stderr once each and show no secret", "[e2e][stdio]") {
+  TempDir dir;
+  const std::string file = dir.WriteFile("config.yaml",
+                                         "providers:\n"
+                                         "  lan:\n"
+                                         "    type: openai-compatible\n"
+                                         "    baseUrl: http://192.0.2.7:9/v1\n"
+                                         "    apiKey: [" + kCanary1 + "]\n");
+  REQUIRE(::chmod(file.c_str(), 0644) == 0);
+  const std::string proxy_secret = "pw-Zq8Xr4Lm2";
+  auto p = RunToExit(KeypoolBinary(), {"--config", file}, dir,
+                     {{"HTTPS_PROXY", "http://user:" + proxy_secret + "@proxy.invalid:1"}});
+  CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
+  const std::string err = p->Stderr();
+  INFO("stderr: " << err);
+  auto count = [&err](const std::string& needle) {
+    size_t n = 0;
+    for (size_t at = err.find(needle); at != std::string::npos; at = err.find(needle, at + 1)) ++n;
+    return n;
+  };
+  CHECK(count("192.0.2.7:9 over plain http://") == 1);
+  CHECK(count("proxy environment variable(s) set: HTTPS_PROXY") == 1);
+  CHECK(count("readable by other users (mode 0644)") == 1);
+  CHECK(err.find(proxy_secret) == std::string::npos);
+  CHECK(err.find("proxy.invalid") == std::string::npos);
+  CHECK_FALSE(FindSecret(err, kCanaries).has_value());
+  CHECK(p->StdoutSoFar().empty());
 }
 
 }  // namespace

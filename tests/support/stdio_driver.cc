@@ -4,12 +4,14 @@
 #include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -279,6 +281,17 @@ std::optional<int> StdioProcess::WaitExit(milliseconds timeout) {
   return exit_code_;
 }
 
+int StdioProcess::SetStdoutPipeSize(int bytes) {
+  if (stdout_fd_ < 0) return -1;
+  return ::fcntl(stdout_fd_, F_SETPIPE_SZ, bytes);
+}
+
+int StdioProcess::StdoutUnread() const {
+  int n = 0;
+  if (stdout_fd_ < 0 || ::ioctl(stdout_fd_, FIONREAD, &n) != 0) return -1;
+  return n;
+}
+
 bool StdioProcess::Signal(int signal) {
   if (exit_code_ || pid_ <= 0) return false;
   return ::kill(pid_, signal) == 0;
@@ -297,7 +310,14 @@ void StdioProcess::Kill() {
 
 namespace {
 
-bool IsValidId(const Json& id) { return id.is_string() || id.is_number_integer(); }
+// A string or an integer; an integer past 64 bits (which nlohmann can only hold as a
+// double) counts, since the server echoes such ids as the client wrote them.
+bool IsValidId(const Json& id) {
+  if (id.is_string() || id.is_number_integer()) return true;
+  if (!id.is_number_float()) return false;
+  const double d = id.get<double>();
+  return std::trunc(d) == d && std::fabs(d) >= 9223372036854775808.0;  // 2^63
+}
 
 }  // namespace
 

@@ -66,6 +66,12 @@ class StdioProcess {
   const std::string& StdoutSoFar() const { return stdout_all_; }
   /// Reads stdout until EOF or `timeout`, so StdoutSoFar() holds everything.
   void DrainStdout(milliseconds timeout);
+  /// Resizes the child's stdout pipe (F_SETPIPE_SZ; the kernel rounds up to a page) and
+  /// returns its capacity in bytes, or -1. A small pipe lets a test make the child block
+  /// writing its stdout, as a client that stopped reading would.
+  int SetStdoutPipeSize(int bytes);
+  /// Bytes the child wrote to stdout that are still in the pipe (FIONREAD), or -1.
+  int StdoutUnread() const;
 
   /// Everything the child wrote to stderr so far.
   std::string Stderr() const;

@@ -436,24 +436,82 @@ TEST_CASE("tool log messages are filtered by logging/setLevel", "[unit][server]"
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("an over-long line is answered and the next line is still served", "[unit][server]") {
+TEST_CASE("an over-long line is answered with its id and the next line is still served", "[unit][server]") {
   Harness h({}, /*max_line=*/4096);
   h.Start();
   auto& c = h.client();
   std::thread writer([&] {
     c.SendLine(R"({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":")" +
                std::string(200000, 'x') + "\"}}");
+    c.SendLine(R"({"jsonrpc":"2.0","method":"ping","params":{"pad":")" + std::string(5000, 'x') + "\"}}");
+    // The TypeScript SDK's order: the id after the params.
+    c.SendLine(R"({"method":"ping","params":{"pad":")" + std::string(200000, 'x') +
+               R"("},"jsonrpc":"2.0","id":"last"})");
     c.Request(2, "ping");
   });
-  auto err = c.WaitFor([](const Json& m) { return m.contains("error"); });
+  // The id is in the head of the line: the client gets its error instead of waiting.
+  auto err = c.WaitForReply(1);
   REQUIRE(err.has_value());
   CHECK(ErrorCode(*err) == -32600);
-  CHECK((*err)["id"].is_null());
+  CHECK_THAT((*err)["error"]["message"].get<std::string>(), Catch::Contains("4096 bytes"));
+  // Without an id in its head, a line still gets its error, with id null.
+  auto anonymous = c.WaitFor([](const Json& m) { return m.contains("error") && m["id"].is_null(); });
+  REQUIRE(anonymous.has_value());
+  CHECK(ErrorCode(*anonymous) == -32600);
+  auto last = c.WaitForReply("last");
+  REQUIRE(last.has_value());
+  CHECK(ErrorCode(*last) == -32600);
   auto pong = c.WaitForReply(2);
   writer.join();
   REQUIRE(pong.has_value());
   CHECK(pong->contains("result"));
+  CHECK(c.ReplyCount(1) == 1);
+  CHECK(h.Finish() == 0);
+}
+
+TEST_CASE("a line with a NUL byte gets a parse error and the next line is still served", "[unit][server]") {
+  Harness h;
+  h.Start();
+  auto& c = h.client();
+  REQUIRE(c.SendRaw(std::string(R"({"jsonrpc":"2.0","id":1,"method":"ping"})") + std::string(1, '\0') +
+                    R"({"jsonrpc":"2.0","id":2,"method":"ping"})" + "\n"));
+  REQUIRE(c.Request(3, "ping"));
+  auto pong = c.WaitForReply(3);
+  REQUIRE(pong.has_value());
+  CHECK(pong->contains("result"));
+  const auto all = c.Messages();
+  REQUIRE(all.size() == 2);
+  CHECK(ErrorCode(all[0]) == -32700);
+  CHECK(all[0]["id"].is_null());
+  // Neither half of the broken line was served as a request.
   CHECK(c.ReplyCount(1) == 0);
+  CHECK(c.ReplyCount(2) == 0);
+  CHECK(h.Finish() == 0);
+}
+
+TEST_CASE("ids beyond 64 bits come back exactly as sent, from every kind of reply", "[unit][server]") {
+  Harness h;
+  h.Add(MakeTool("echo", [](const Json& args, ToolContext&) { return ToolResult{args.dump(), args, false}; }));
+  h.Start();
+  auto& c = h.client();
+  const std::string big = "18446744073709551616";  // 2^64
+  const std::string bigger = "340282366920938463463374607431768211457";
+  REQUIRE(c.SendLine(R"({"jsonrpc":"2.0","id":)" + big + R"(,"method":"ping"})"));
+  REQUIRE(c.SendLine(R"({"jsonrpc":"2.0","id":)" + bigger + R"(,"method":"tools/call","params":{"name":"echo"}})"));
+  REQUIRE(c.SendLine(R"({"jsonrpc":"2.0","id":1.250,"method":"no/such"})"));
+  REQUIRE(c.SendLine(R"({"jsonrpc":"2.0","id":1e3,"method":"tools/call","params":{"name":"nope"}})"));
+  REQUIRE(c.Request(5, "ping"));
+  REQUIRE(c.WaitForReply(5).has_value());
+  // The tool call runs on a worker: wait for its reply too.
+  REQUIRE(c.WaitFor([](const Json& m) { return m.contains("result") && m["result"].contains("content"); })
+              .has_value());
+  std::string all;
+  for (const std::string& line : c.Lines()) all += line + "\n";
+  INFO(all);
+  CHECK_THAT(all, Catch::Contains("{\"id\":" + big + ",\"jsonrpc\":\"2.0\",\"result\":{}}"));
+  CHECK_THAT(all, Catch::Contains("{\"id\":" + bigger + ",\"jsonrpc\":\"2.0\",\"result\":{\"content\""));
+  CHECK_THAT(all, Catch::Contains("\"id\":1.250,\"jsonrpc\":\"2.0\"}"));
+  CHECK_THAT(all, Catch::Contains("\"id\":1e3,\"jsonrpc\":\"2.0\"}"));
   CHECK(h.Finish() == 0);
 }
 

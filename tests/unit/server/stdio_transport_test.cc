@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -10,6 +11,8 @@
 #include <thread>
 
 #include <catch2/catch.hpp>
+
+#include "server/signals.h"
 
 namespace kpm::server {
 namespace {
@@ -157,6 +160,105 @@ TEST_CASE("Interrupt unblocks a read that is waiting for input", "[unit][server]
   t.Interrupt();
   REQUIRE(read.wait_for(10s) == std::future_status::ready);
   CHECK(read.get() == Transport::ReadStatus::kClosed);
+}
+
+TEST_CASE("an over-long line hands back its head and tail, so that its id can be found", "[unit][server]") {
+  Pipes pipes;
+  StdioTransport t({pipes.in[0], pipes.out[1], 100, nullptr});
+  const std::string start = R"({"jsonrpc":"2.0","id":41,"method":"ping","params":{"pad":")";
+  std::thread writer([&] {
+    // One line past the read buffer (seen before its '\n'), one seen whole at once.
+    pipes.Write(start + std::string(300000, 'x') + "\"}}\n" + start + std::string(60, 'y') + "\"}}\nok\n");
+    pipes.CloseInput();
+  });
+  std::string line;
+  REQUIRE(t.ReadLine(line) == Transport::ReadStatus::kTooLong);
+  // Its first and its last kIdScanBytes, joined by a '\n'.
+  REQUIRE(line.size() == 2 * protocol::kIdScanBytes + 1);
+  CHECK(line.rfind(start, 0) == 0);
+  CHECK(line[protocol::kIdScanBytes] == '\n');
+  CHECK(line.substr(protocol::kIdScanBytes + 1) == std::string(protocol::kIdScanBytes - 3, 'x') + "\"}}");
+  // A line seen whole at once: head and tail are the line itself.
+  const std::string short_one = start + std::string(60, 'y') + "\"}}";
+  REQUIRE(t.ReadLine(line) == Transport::ReadStatus::kTooLong);
+  CHECK(line == short_one + "\n" + short_one);
+  REQUIRE(t.ReadLine(line) == Transport::ReadStatus::kLine);
+  CHECK(line == "ok");
+  writer.join();
+}
+
+TEST_CASE("a NUL byte inside a line is passed on, not taken for its end", "[unit][server]") {
+  Pipes pipes;
+  StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
+  REQUIRE(pipes.Write(std::string("a\0b\nnext\n", 9)));
+  pipes.CloseInput();
+  std::string line;
+  REQUIRE(t.ReadLine(line) == Transport::ReadStatus::kLine);
+  CHECK(line == std::string("a\0b", 3));
+  REQUIRE(t.ReadLine(line) == Transport::ReadStatus::kLine);
+  CHECK(line == "next");
+}
+
+/// Bytes waiting in a pipe.
+int Unread(int fd) {
+  int n = 0;
+  return ::ioctl(fd, FIONREAD, &n) == 0 ? n : -1;
+}
+
+TEST_CASE("after Interrupt a write the client does not read gives up instead of blocking",
+          "[unit][server]") {
+  Pipes pipes;
+  // The smallest pipe there is (one page), so one line fills it.
+  const int capacity = ::fcntl(pipes.out[0], F_SETPIPE_SZ, 4096);
+  REQUIRE(capacity > 0);
+  StdioTransportOptions options{pipes.in[0], pipes.out[1], 1024, nullptr};
+  options.stop_write_timeout = 100ms;
+  StdioTransport t(options);
+  auto write = std::async(std::launch::async, [&] { return t.WriteLine(std::string(4 * capacity, 'x')); });
+  // Wait until the pipe is full: the writer now waits for a client that never reads.
+  for (int i = 0; i < 1000 && Unread(pipes.out[0]) < capacity; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(Unread(pipes.out[0]) == capacity);
+  CHECK(write.wait_for(50ms) == std::future_status::timeout);  // before Interrupt it waits
+  t.Interrupt();
+  const bool returned = write.wait_for(10s) == std::future_status::ready;
+  if (!returned) {  // the old blocking write(): drain so the test fails instead of hanging
+    while (write.wait_for(10ms) != std::future_status::ready) pipes.ReadOutput();
+  }
+  REQUIRE(returned);
+  CHECK_FALSE(write.get());
+  // Abandoned: later writes fail at once rather than waiting again.
+  CHECK_FALSE(t.WriteLine("next"));
+}
+
+TEST_CASE("after Interrupt a client that reads still gets every line", "[unit][server]") {
+  Pipes pipes;
+  StdioTransport t(pipes.in[0], pipes.out[1], 1024);  // main's constructor: the default grace
+  t.Interrupt();
+  REQUIRE(t.WriteLine("a reply in flight"));
+  CHECK(pipes.ReadOutput() == "a reply in flight\n");
+  // A line bigger than the pipe, read as it is written.
+  const std::string big(200000, 'z');
+  auto reader = std::async(std::launch::async, [&] {
+    std::string all;
+    while (all.size() < big.size() + 1) {
+      std::string chunk = pipes.ReadOutput();
+      if (chunk.empty()) break;
+      all += chunk;
+    }
+    return all;
+  });
+  CHECK(t.WriteLine(big));
+  REQUIRE(reader.wait_for(10s) == std::future_status::ready);
+  CHECK(reader.get() == big + "\n");
+}
+
+TEST_CASE("a write to a closed output fails", "[unit][server]") {
+  Pipes pipes;
+  StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
+  IgnoreSigpipe();
+  ::close(pipes.out[0]);
+  pipes.out[0] = -1;
+  CHECK_FALSE(t.WriteLine("nobody reads this"));  // EPIPE
 }
 
 }  // namespace
