@@ -65,7 +65,20 @@ bool IsLoopbackUrl(std::string_view url) {
   UrlHandle u = Parse(url);
   if (!u) return false;
   std::string host = Part(u.get(), CURLUPART_HOST).value_or("");
-  return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
+  if (host == "localhost" || host == "[::1]" || host == "::1") return true;
+  // 127.0.0.0/8 as an IPv4 literal only: "127.example.com" is a name like any other.
+  int parts = 0;
+  if (host.rfind("127.", 0) != 0) return false;
+  for (size_t i = 0, start = 0; i <= host.size(); ++i) {
+    if (i < host.size() && host[i] != '.') {
+      if (host[i] < '0' || host[i] > '9' || i - start >= 3) return false;
+      continue;
+    }
+    if (i == start) return false;
+    ++parts;
+    start = i + 1;
+  }
+  return parts == 4;
 }
 
 }  // namespace kpm::providers

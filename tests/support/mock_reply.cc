@@ -453,7 +453,9 @@ MockReply BuildMockReply(const MockCall& call, const MockStep& step) {
       if (Streams(call)) {
         // A good start, then the same text event for ever: no terminator ever comes.
         std::vector<std::string> events = StreamEvents(call, {"more "}, 1, false, usage);
-        reply.repeat = events.back();
+        // Written in 64 KiB batches: one small chunk per write would make the mock,
+        // not the client under test, the bottleneck.
+        while (reply.repeat.size() < 64 * 1024) reply.repeat += events.back();
         SetStream(call, reply, std::move(events));
       } else {
         std::string whole = SuccessBody(call, text, usage, false).dump();

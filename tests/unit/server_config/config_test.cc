@@ -192,10 +192,13 @@ TEST_CASE("examples/full.yaml sets every field", "[unit][config]") {
   CHECK(r->default_provider == "openai");
   CHECK(r->fallback == std::vector<std::string>{"openrouter"});
   const ProviderConfig& p = Provider(r.value(), "openai");
-  REQUIRE(p.keys.size() == 3);
+  REQUIRE(p.keys.size() == 4);
   CHECK(p.keys[1].secret == "v-OPENAI_KEY_2");
   CHECK(p.keys[2].label == "team");
   CHECK(p.keys[2].account == "org-team");
+  CHECK(p.keys[2].base_url.empty());
+  CHECK(p.keys[3].label == "reseller");
+  CHECK(p.keys[3].base_url == "https://reseller.example/v1");
   CHECK(p.failover.max_in_flight == 4);
   CHECK(p.max_tokens == 2048);
   CHECK(p.headers.at("OpenAI-Project") == "proj_example");
