@@ -59,7 +59,8 @@ McpServer::McpServer(McpServerOptions options, const ToolRegistry& tools, Transp
     : options_(std::move(options)),
       tools_(tools),
       transport_(transport),
-      log_level_(static_cast<int>(options_.initial_log_level)) {
+      log_level_(static_cast<int>(options_.initial_log_level)),
+      outbox_(transport) {
   options_.worker_threads = std::max<std::size_t>(options_.worker_threads, 1);
   options_.max_worker_threads = std::max(options_.max_worker_threads, options_.worker_threads);
   options_.tools_page_size = std::max<std::size_t>(options_.tools_page_size, 1);
@@ -68,9 +69,11 @@ McpServer::McpServer(McpServerOptions options, const ToolRegistry& tools, Transp
 McpServer::~McpServer() {
   Stop();
   StopWorkers();
+  outbox_.Close();
 }
 
 int McpServer::Run() {
+  outbox_.Start();
   {
     std::lock_guard<std::mutex> lock(pool_mu_);
     for (std::size_t i = 0; i < options_.worker_threads; ++i) {
@@ -98,6 +101,7 @@ int McpServer::Run() {
   }
   spdlog::debug("input closed; waiting for calls in flight");
   StopWorkers();  // runs every queued call to completion first
+  outbox_.Close();  // and writes every reply before Run returns
   return 0;
 }
 
@@ -334,9 +338,12 @@ void McpServer::SendProgress(Call& call, double progress, std::optional<double> 
   call.progress_high = progress;
   call.progress_last = now;
   call.progress_kind = std::move(kind);
-  Write(protocol::EncodeNotification(
-      "notifications/progress",
-      protocol::ProgressParams(call.progress_token, progress, total, message)));
+  // Offered, not sent: a newer update replaces one the client has not taken yet, and
+  // a client that stopped reading never stalls the upstream transfer calling this.
+  // A switch or a wait announcement is never replaced by a mere character count.
+  outbox_.Offer("progress " + call.id_key + " " + call.progress_kind,
+                protocol::EncodeNotification("notifications/progress",
+                                             protocol::ProgressParams(call.progress_token, progress, total, message)));
 }
 
 void McpServer::SendLog(Call& call, std::string_view level, const nlohmann::json& data) {
@@ -352,11 +359,7 @@ void McpServer::SendReply(const nlohmann::json& id, const std::string& id_text, 
                      : protocol::EncodeResult(id, answer.result, id_text));
 }
 
-void McpServer::Write(const std::string& line) {
-  if (!transport_.WriteLine(line) && !write_failed_.exchange(true)) {
-    spdlog::warn("cannot write to the client; its output is closed");
-  }
-}
+void McpServer::Write(std::string line) { outbox_.Send(std::move(line)); }
 
 void McpServer::Enqueue(std::function<void()> job) {
   std::lock_guard<std::mutex> lock(pool_mu_);

@@ -23,6 +23,7 @@
 
 #include "protocol/jsonrpc.h"
 #include "protocol/mcp.h"
+#include "server/outbox.h"
 #include "server/stdio_transport.h"
 #include "server/tool_registry.h"
 
@@ -89,7 +90,7 @@ class McpServer {
   void SendLog(Call& call, std::string_view level, const nlohmann::json& data);
   /// `id_text`: Message::id_text, echoed in place of `id` when not empty.
   void SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer);
-  void Write(const std::string& line);
+  void Write(std::string line);
 
   void Enqueue(std::function<void()> job);
   void WorkerLoop();
@@ -101,7 +102,7 @@ class McpServer {
 
   std::atomic<bool> stopping_{false};
   std::atomic<int> log_level_;
-  std::atomic<bool> write_failed_{false};
+  Outbox outbox_;  // every line to the client goes through it: nobody waits for the client
 
   std::mutex calls_mu_;
   std::unordered_map<std::string, std::shared_ptr<Call>> calls_;  // by IdKey
