@@ -112,7 +112,7 @@ void GeminiProvider::TakeResponse(Json response, StreamState& state, const Attem
       // The prompt itself was refused: the same on every key (PROVIDERS §6 bad_request).
       AttemptOutcome v;
       v.outcome = Outcome::kBadRequest;
-      v.message = "prompt blocked by Gemini (blockReason " + DisplayText(scrubber(), block, 100) + ")";
+      v.message = "prompt blocked by Gemini (blockReason " + scrubber().ForDisplay(block, 100) + ")";
       state.verdict = v;
     }
     return;  // a chunk with only usage is fine
@@ -143,7 +143,7 @@ AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const Comp
     // The caller's mistake, caught before anything is sent: no key is blamed for it.
     early.outcome = Outcome::kBadRequest;
     early.status = 0;
-    early.message = "model \"" + DisplayText(scrubber(), model_id, 100) + "\" cannot be used as a Gemini model: " + *why;
+    early.message = "model \"" + scrubber().ForDisplay(model_id, 100) + "\" cannot be used as a Gemini model: " + *why;
     return early;
   }
   std::string url = BaseUrl(key) + "/models/" + PercentEncoded(model_id) +

@@ -23,9 +23,6 @@ constexpr size_t kModelsNamed = 10;  // a "name one" message lists at most this 
 
 }  // namespace
 
-std::string DisplayText(const Scrubber& scrubber, std::string_view raw, size_t max) {
-  return TruncateUtf8(scrubber.Scrub(raw), max);
-}
 
 keypool::AttemptOutcome MalformedBody(keypool::AttemptOutcome outcome, std::string_view what) {
   outcome.outcome = keypool::Outcome::kServerError;
@@ -114,7 +111,7 @@ std::optional<std::string> ProviderBase::ServerModel(const keypool::KeyLease& ke
   }
   std::string names;
   for (size_t i = 0; i < models.size() && i < kModelsNamed; ++i) {
-    names += (i == 0 ? "" : ", ") + DisplayText(scrubber_, models[i].id, 100);
+    names += (i == 0 ? "" : ", ") + scrubber_.ForDisplay(models[i].id, 100);
   }
   if (models.size() > kModelsNamed) names += ", … (" + std::to_string(models.size() - kModelsNamed) + " more)";
   error->message = who + " and the server lists " + std::to_string(models.size()) + " models: " + names +
@@ -143,11 +140,11 @@ std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::str
   req.first_byte_timeout_ms = std::min(config_.first_byte_timeout_ms, total);
   req.idle_timeout_ms = std::min(config_.idle_timeout_ms, total);
   req.connect_timeout_ms = std::min<int64_t>(req.connect_timeout_ms, req.first_byte_timeout_ms);
-  for (const auto& [name, value] : config_.headers) {
+  for (const auto& header : config_.headers) {
     headers.erase(std::remove_if(headers.begin(), headers.end(),
-                                 [&](const auto& h) { return EqualsIgnoreCase(h.first, name); }),
+                                 [&](const auto& h) { return EqualsIgnoreCase(h.first, header.first); }),
                   headers.end());
-    headers.emplace_back(name, value);
+    headers.emplace_back(header.first, header.second);
   }
   req.headers = std::move(headers);
   return req;

@@ -50,11 +50,6 @@ struct StreamState {
 /// Request headers in the order they are sent.
 using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
-/// Upstream text for a message: scrubbed of every key while whole, then cut to at most
-/// `max` bytes on a UTF-8 boundary ("…" when cut). The order matters: a key cut in half
-/// would no longer be recognised by a scrub after the cut.
-std::string DisplayText(const Scrubber& scrubber, std::string_view raw, size_t max);
-
 class ProviderBase : public Provider {
  public:
   /// Registers every secret of config.keys with the scrubber.
