@@ -121,7 +121,7 @@ AttemptOutcome AnthropicProvider::Complete(const keypool::KeyLease& key, const C
   std::optional<std::string> model = ResolveModel(key, request, ctx, &early);
   if (!model) return early;
   std::optional<HttpRequest> req =
-      NewCompletionRequest(BaseUrl(key) + "/messages", key, Body(request, *model), ctx, &early);
+      NewCompletionRequest(BaseUrl(key) + "/messages", key, Body(request, *model), MaxTokens(request), ctx, &early);
   if (!req) return early;
 
   StreamState state;

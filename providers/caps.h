@@ -40,6 +40,14 @@ inline size_t AnswerCapBytes(std::optional<int> max_tokens) {
   return cap > kMaxAnswerBytes ? kMaxAnswerBytes : static_cast<size_t>(cap);
 }
 
+/// A whole `stream: false` completion body: its answer's cap twice over (JSON escaping)
+/// plus 1 MiB of envelope, never over 16 MiB. A body is built by doubling and scrubbed
+/// into a copy, so this bounds what one such attempt can hold to about 3x the cap.
+inline size_t CompletionBodyCapBytes(std::optional<int> max_tokens) {
+  const size_t cap = 2 * AnswerCapBytes(max_tokens) + kMiB;
+  return cap < kMaxAnswerBytes ? cap : kMaxAnswerBytes;
+}
+
 /// "256 KiB", "1 MiB", "1234 bytes": a cap as a message shows it.
 inline std::string CapText(size_t bytes) {
   if (bytes >= kMiB && bytes % kMiB == 0) return std::to_string(bytes / kMiB) + " MiB";

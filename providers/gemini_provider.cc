@@ -148,7 +148,7 @@ AttemptOutcome GeminiProvider::Complete(const keypool::KeyLease& key, const Comp
   }
   std::string url = BaseUrl(key) + "/models/" + PercentEncoded(model_id) +
                     (config().stream ? ":streamGenerateContent?alt=sse" : ":generateContent");
-  std::optional<HttpRequest> req = NewCompletionRequest(std::move(url), key, Body(request), ctx, &early);
+  std::optional<HttpRequest> req = NewCompletionRequest(std::move(url), key, Body(request), MaxTokens(request), ctx, &early);
   if (!req) return early;
 
   StreamState state;

@@ -95,7 +95,7 @@ AttemptOutcome OpenAIProvider::Complete(const keypool::KeyLease& key, const Comp
   std::optional<std::string> model = ResolveModel(key, request, ctx, &early);
   if (!model) return early;
   std::optional<HttpRequest> req =
-      NewCompletionRequest(BaseUrl(key) + "/chat/completions", key, Body(request, *model), ctx, &early);
+      NewCompletionRequest(BaseUrl(key) + "/chat/completions", key, Body(request, *model), MaxTokens(request), ctx, &early);
   if (!req) return early;
 
   StreamState state;

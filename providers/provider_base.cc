@@ -151,7 +151,7 @@ std::optional<HttpRequest> ProviderBase::NewRequest(std::string method, std::str
 }
 
 std::optional<HttpRequest> ProviderBase::NewCompletionRequest(std::string url, const keypool::KeyLease& key,
-                                                              const Json& body, const AttemptContext& ctx,
+                                                              const Json& body, std::optional<int> max_tokens, const AttemptContext& ctx,
                                                               keypool::AttemptOutcome* error) const {
   HeaderList headers = {{"Content-Type", "application/json"}};
   for (auto& h : KeyHeaders(key)) headers.push_back(std::move(h));
@@ -160,7 +160,7 @@ std::optional<HttpRequest> ProviderBase::NewCompletionRequest(std::string url, c
   if (config_.stream) {
     req->headers.emplace_back("Accept", "text/event-stream");
   } else {
-    req->max_body_bytes = kMaxWholeBodyBytes;
+    req->max_body_bytes = CompletionBodyCapBytes(max_tokens);
   }
   req->body = body.dump(-1, ' ', false, Json::error_handler_t::replace);
   return req;

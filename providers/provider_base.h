@@ -89,8 +89,10 @@ class ProviderBase : public Provider {
 
   /// NewRequest for a completion: a POST of `body` (JSON, invalid UTF-8 replaced) with
   /// Content-Type, KeyHeaders and, when config.stream, Accept: text/event-stream.
+  /// `max_tokens` bounds a whole (`stream: false`) body: CompletionBodyCapBytes.
   std::optional<HttpRequest> NewCompletionRequest(std::string url, const keypool::KeyLease& key, const Json& body,
-                                                  const AttemptContext& ctx, keypool::AttemptOutcome* error) const;
+                                                  std::optional<int> max_tokens, const AttemptContext& ctx,
+                                                  keypool::AttemptOutcome* error) const;
 
   /// Sends a completion request. When config.stream, the body goes through an SSE
   /// parser and each event, its data scrubbed, to `on_event`, which returns false to

@@ -388,12 +388,14 @@ TEST_CASE("a body read whole is capped and a cut one is reported as cut, not mal
   cfg.stream = false;
   auto p = f.Make(cfg);
   Completion c;
-  SECTION("a stream:false completion over 32 MiB") {
-    f.http.Script(Answer(200, "{\"choices\":[{\"message\":{\"content\":\"" + std::string(33 * kMiB, 'x')));
+  SECTION("a stream:false completion over its cap (derived from max_tokens)") {
+    f.http.Script(Answer(200, "{\"choices\":[{\"message\":{\"content\":\"" + std::string(17 * kMiB, 'x')));
     auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
-    CHECK(f.http.requests.at(0).max_body_bytes == kMaxWholeBodyBytes);
+    CHECK(f.http.requests.at(0).max_body_bytes == CompletionBodyCapBytes(Hello().max_tokens));
+    CHECK(CompletionBodyCapBytes(std::nullopt) == 16 * kMiB);
+    CHECK(CompletionBodyCapBytes(100) == 3 * kMiB);
     CHECK(out.outcome == Outcome::kServerError);
-    CHECK(out.message == "200 with a body over 32 MiB");
+    CHECK(out.message == "200 with a body over " + CapText(CompletionBodyCapBytes(Hello().max_tokens)));
   }
   SECTION("a GET /models listing over 32 MiB") {
     std::vector<ModelInfo> models;
