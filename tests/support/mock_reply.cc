@@ -452,7 +452,11 @@ MockReply BuildMockReply(const MockCall& call, const MockStep& step) {
     case K::kEndless:
       if (Streams(call)) {
         // A good start, then the same text event for ever: no terminator ever comes.
-        std::vector<std::string> events = StreamEvents(call, {"more "}, 1, false, usage);
+        // 1 KiB of text per event, so an answer cap is reached after ~1 MiB on the wire
+        // even in a sanitizer build.
+        std::string more;
+        while (more.size() < 1024) more += "more ";
+        std::vector<std::string> events = StreamEvents(call, {more}, 1, false, usage);
         // Written in 64 KiB batches: one small chunk per write would make the mock,
         // not the client under test, the bottleneck.
         while (reply.repeat.size() < 64 * 1024) reply.repeat += events.back();

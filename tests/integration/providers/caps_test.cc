@@ -18,6 +18,15 @@
 #include "providers/caps.h"
 #include "providers/provider.h"
 
+// Peak-RSS bounds hold for optimised builds only: under a sanitizer (quarantine, shadow
+// memory) they say nothing. What must hold everywhere is that the transfer stops:
+// server.sent() stays bounded.
+#ifdef KPM_UNOPTIMISED_BUILD
+#define CHECK_PEAK_MIB(growth, bound) static_cast<void>(growth)
+#else
+#define CHECK_PEAK_MIB(growth, bound) CHECK((growth) < (bound))
+#endif
+
 namespace kpm::providers {
 namespace {
 
@@ -165,7 +174,7 @@ TEST_CASE("caps: an endless answer stops at the answer cap", "[integration][prov
   CHECK(run.outcome.outcome == keypool::Outcome::kServerError);
   CHECK(run.outcome.message == "200 with an answer over 1 MiB");
   WARN("peak RSS growth " << run.peak_growth_mib << " MiB; server sent " << server.sent() / kMiB << " MiB");
-  CHECK(run.peak_growth_mib < 32);
+  CHECK_PEAK_MIB(run.peak_growth_mib, 32);
   CHECK(server.sent() < 64 * kMiB);
 }
 
@@ -175,7 +184,7 @@ TEST_CASE("caps: a 1 GiB stream line with no line end stops at 1 MiB", "[integra
   CHECK(run.outcome.outcome == keypool::Outcome::kServerError);
   CHECK(run.outcome.message == "200 with a stream line over 1 MiB");
   WARN("peak RSS growth " << run.peak_growth_mib << " MiB; server sent " << server.sent() / kMiB << " MiB");
-  CHECK(run.peak_growth_mib < 32);
+  CHECK_PEAK_MIB(run.peak_growth_mib, 32);
   CHECK(server.sent() < 64 * kMiB);
 }
 
@@ -185,7 +194,7 @@ TEST_CASE("caps: an event that never ends stops at 4 MiB", "[integration][provid
   CHECK(run.outcome.outcome == keypool::Outcome::kServerError);
   CHECK(run.outcome.message == "200 with an event's data over 4 MiB");
   WARN("peak RSS growth " << run.peak_growth_mib << " MiB; server sent " << server.sent() / kMiB << " MiB");
-  CHECK(run.peak_growth_mib < 32);
+  CHECK_PEAK_MIB(run.peak_growth_mib, 32);
   CHECK(server.sent() < 64 * kMiB);
 }
 
@@ -197,7 +206,7 @@ TEST_CASE("caps: a 1 GiB stream:false body stops at its cap and is reported as c
   WARN("peak RSS growth " << run.peak_growth_mib << " MiB; server sent " << server.sent() / kMiB << " MiB");
   // A chunked body has no declared length, so the string grows by doubling and the
   // buffers it outgrows stay resident: about three times the cap at worst.
-  CHECK(run.peak_growth_mib < 16);
+  CHECK_PEAK_MIB(run.peak_growth_mib, 16);
   CHECK(server.sent() < 64 * kMiB);
 }
 
@@ -207,7 +216,7 @@ TEST_CASE("caps: a declared Content-Length over the cap is refused before it is 
   CHECK(run.outcome.outcome == keypool::Outcome::kServerError);
   CHECK(run.outcome.message == "200 with a body over 3 MiB");
   WARN("peak RSS growth " << run.peak_growth_mib << " MiB; server sent " << server.sent() / kMiB << " MiB");
-  CHECK(run.peak_growth_mib < 16);
+  CHECK_PEAK_MIB(run.peak_growth_mib, 16);
   CHECK(server.sent() < 64 * kMiB);
 }
 
