@@ -49,6 +49,7 @@
 
 namespace {
 
+using kpm::fuzz::Escaped;
 using kpm::fuzz::Fail;
 using kpm::fuzz::g_detail;
 using kpm::fuzz::g_input;
@@ -114,20 +115,6 @@ class FixedClock : public kp::Clock {
   int64_t NowMs() const override { return 1'800'000'000'000; }
   bool SleepFor(int64_t, const kpm::CancelToken*) override { return true; }
 };
-
-std::string Printable(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
-}
 
 /// `text` with \u00XX escapes (below 0x80) decoded and ASCII lower-cased: how a reader
 /// would see a key fragment in it.
@@ -217,14 +204,14 @@ void CheckOutcome(const kp::AttemptOutcome& o, int status, const kpm::Scrubber& 
   }
   const std::string shown = scrubber.Scrub(o.message);
   if (std::string f = FragmentIn(shown, adapter.canary, adapter.public_prefix, kSkipKnownStraddle); !f.empty()) {
-    Fail(std::string(what) + ": the key leaked into the outcome message (" + f + "): " + Printable(shown));
+    Fail(std::string(what) + ": the key leaked into the outcome message (" + f + "): " + Escaped(shown));
   }
 }
 
 void CheckText(std::string_view field, const kpm::Scrubber& scrubber, const Adapter& adapter, const char* what) {
   const std::string shown = scrubber.Scrub(field);
   if (std::string f = FragmentIn(shown, adapter.canary, adapter.public_prefix); !f.empty()) {
-    Fail(std::string(what) + ": the key leaked (" + f + "): " + Printable(shown));
+    Fail(std::string(what) + ": the key leaked (" + f + "): " + Escaped(shown));
   }
 }
 
@@ -258,7 +245,7 @@ void Run(const uint8_t* data, size_t size) {
   }
   g_detail = std::string("adapter ") + adapter.name + ", key form " + std::to_string(form) + ", error status " +
              std::to_string(error_status) + ", pieces " + std::to_string(piece_count) +
-             (idle_timeout ? ", idle timeout" : "") + (cut ? ", cut" : "") + "\nbody: " + Printable(body);
+             (idle_timeout ? ", idle timeout" : "") + (cut ? ", cut" : "") + "\nbody: " + Escaped(body);
 
   kpm::Scrubber scrubber;  // what the failover loop scrubs messages with (the pool's keys)
   scrubber.Add(key);

@@ -30,6 +30,22 @@ inline std::string g_detail;      ///< optional context a target sets before che
   std::abort();
 }
 
+/// `s` printable and unambiguous for a report: bytes outside ASCII 0x20-0x7e, and '\\',
+/// as \xNN.
+inline std::string Escaped(std::string_view s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (c >= 0x20 && c < 0x7f && c != '\\') {
+      out += static_cast<char>(c);
+    } else {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    }
+  }
+  return out;
+}
+
 /// Runs `run` on one input; anything it throws is reported as a finding.
 template <typename Run>
 int RunOne(const uint8_t* data, size_t size, Run&& run) {

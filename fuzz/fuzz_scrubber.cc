@@ -42,6 +42,7 @@
 
 namespace {
 
+using kpm::fuzz::Escaped;
 using kpm::fuzz::Fail;
 using kpm::fuzz::g_detail;
 using kpm::fuzz::g_input;
@@ -111,20 +112,6 @@ std::string InCase(std::string s, int how, uint64_t bits) {
     }
   }
   return s;
-}
-
-std::string Escaped(std::string_view s) {  // for messages: printable, unambiguous
-  std::string out;
-  for (unsigned char c : s) {
-    if (c >= 0x20 && c < 0x7f && c != '\\') {
-      out += static_cast<char>(c);
-    } else {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\x%02x", c);
-      out += buf;
-    }
-  }
-  return out;
 }
 
 constexpr char kHex[] = "0123456789ABCDEF";
