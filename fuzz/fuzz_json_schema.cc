@@ -1,4 +1,4 @@
-// libFuzzer target: server/json_schema.h ValidateJson(), which checks the `arguments`
+// libFuzzer target: mcp/json_schema.h ValidateJson(), which checks the `arguments`
 // of every tools/call against the tool's inputSchema (SPEC §5).
 //
 // Mode 0 (most inputs): the input is the arguments JSON text; the schema is the
@@ -25,8 +25,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "mcp/json_schema.h"
 #include "server/complete_schema.h"
-#include "server/json_schema.h"
 
 #include "fuzz/fuzz_check.h"
 
@@ -137,7 +137,7 @@ void CheckWellFormed(std::string_view bytes) {
     if (b & 8) args["system"] = text;
     if (b & 16) args["provider"] = text;
   }
-  const kpm::Status s = kpm::server::ValidateJson(Schema(), args);
+  const kpm::Status s = kpm::mcp::ValidateJson(Schema(), args);
   if (!s) Fail("a well-formed argument object was rejected: " + s.error().message + " for " + args.dump());
 }
 
@@ -153,7 +153,7 @@ int Depth(const Json& j, int limit) {
 void RunMode0(std::string_view text) {
   const Json args = Json::parse(text.begin(), text.end(), nullptr, false);
   if (!args.is_discarded()) {
-    const kpm::Status s = kpm::server::ValidateJson(Schema(), args);
+    const kpm::Status s = kpm::mcp::ValidateJson(Schema(), args);
     if (s) {
       CheckAccepted(args);
     } else {
@@ -172,7 +172,7 @@ void RunMode1(std::string_view text) {
   const Json instance = Json::parse(instance_text.begin(), instance_text.end(), nullptr, false);
   if (schema.is_discarded() || instance.is_discarded()) return;
   if (Depth(schema, 40) >= 40) return;  // our schemas are shallow; deep ones only test the stack
-  const kpm::Status s = kpm::server::ValidateJson(schema, instance);
+  const kpm::Status s = kpm::mcp::ValidateJson(schema, instance);
   if (!s) CheckRejected(s);
 }
 

@@ -19,9 +19,11 @@
 #include "providers/provider.h"
 #include "server/config.h"
 
-namespace kpm::server {
-
+namespace kpm::mcp {
 class ToolRegistry;
+}  // namespace kpm::mcp
+
+namespace kpm::server {
 
 /// One configured provider: its settings, keys and adapter.
 struct ProviderEntry {
@@ -66,7 +68,7 @@ class App {
   void StartStartupHealthChecks();
 
   /// Registers complete, key_status, check_keys and list_models.
-  Status RegisterTools(ToolRegistry& registry);
+  Status RegisterTools(mcp::ToolRegistry& registry);
 
  private:
   App() = default;

@@ -9,15 +9,15 @@
 #include <CLI/CLI.hpp>
 #include <spdlog/spdlog.h>
 
+#include "mcp/mcp_server.h"
+#include "mcp/stdio_transport.h"
+#include "mcp/tool_registry.h"
 #include "server/app.h"
 #include "server/config.h"
 #include "server/logging.h"
-#include "server/mcp_server.h"
 #include "server/pool_view.h"
 #include "server/tools.h"
 #include "server/signals.h"
-#include "server/stdio_transport.h"
-#include "server/tool_registry.h"
 
 #ifndef KPM_VERSION
 #define KPM_VERSION "0.0.0"
@@ -125,15 +125,15 @@ int Main(int argc, char** argv) {
   spdlog::info("keypool-mcp {} started: {} provider(s), {} key(s), config {}", KPM_VERSION, app->All().size(),
                key_count, *path);
 
-  ToolRegistry registry;
+  mcp::ToolRegistry registry;
   if (Status s = app->RegisterTools(registry); !s) return Fail(s.error().message, 1);
 
-  StdioTransport transport(0, 1);
+  mcp::StdioTransport transport(0, 1);
   auto scrubber = app->shared_scrubber();
   transport.SetOutputFilter([scrubber](std::string line) { return scrubber->Scrub(line); });
-  McpServerOptions options;
+  mcp::McpServerOptions options;
   options.version = KPM_VERSION;
-  McpServer server(options, registry, transport);
+  mcp::McpServer server(options, registry, transport);
   ShutdownOnSignals signals(server);
   app->StartStartupHealthChecks();
   int rc = server.Run();

@@ -12,7 +12,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "server/mcp_server.h"
+#include "mcp/mcp_server.h"
 
 namespace kpm::server {
 namespace {
@@ -92,7 +92,7 @@ SignalWatcher::~SignalWatcher() {
   }
 }
 
-ShutdownOnSignals::ShutdownOnSignals(McpServer& server)
+ShutdownOnSignals::ShutdownOnSignals(mcp::McpServer& server)
     : watcher_([this, &server](int signo) {
         if (++count_ == 1) {
           // Stop first: if stderr is a full pipe too, the log line below may block.

@@ -5,9 +5,11 @@
 #include <functional>
 #include <thread>
 
-namespace kpm::server {
-
+namespace kpm::mcp {
 class McpServer;
+}  // namespace kpm::mcp
+
+namespace kpm::server {
 
 /// Ignores SIGPIPE for the whole process. Idempotent.
 void IgnoreSigpipe();
@@ -37,7 +39,7 @@ class SignalWatcher {
 /// 128 + signo. `server` must outlive this object.
 class ShutdownOnSignals {
  public:
-  explicit ShutdownOnSignals(McpServer& server);
+  explicit ShutdownOnSignals(mcp::McpServer& server);
 
  private:
   int count_ = 0;  // only touched on the watcher thread

@@ -2,7 +2,7 @@
 // and the registration of all four tools.
 
 #include "keypool/failover.h"
-#include "server/tool_registry.h"
+#include "mcp/tool_registry.h"
 #include "server/tools.h"
 
 namespace kpm::server {
@@ -72,7 +72,7 @@ Tool MakeListModelsTool(App& app) {
   return t;
 }
 
-Status App::RegisterTools(ToolRegistry& registry) {
+Status App::RegisterTools(mcp::ToolRegistry& registry) {
   for (Tool t : {MakeCompleteTool(*this), MakeKeyStatusTool(*this), MakeCheckKeysTool(*this), MakeListModelsTool(*this)}) {
     Status s = registry.Add(std::move(t));
     if (!s) return s;

@@ -5,11 +5,16 @@
 #include <string>
 #include <vector>
 
+#include "mcp/tool.h"
 #include "server/app.h"
 #include "server/pool_view.h"
-#include "server/tool.h"
 
 namespace kpm::server {
+
+using mcp::Json;
+using mcp::Tool;
+using mcp::ToolContext;
+using mcp::ToolResult;
 
 Tool MakeCompleteTool(App& app);
 Tool MakeKeyStatusTool(App& app);

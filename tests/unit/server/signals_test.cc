@@ -8,7 +8,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "server/mcp_server.h"
+#include "mcp/mcp_server.h"
 #include "tests/support/pipe_client.h"
 
 namespace kpm::server {
@@ -43,9 +43,9 @@ TEST_CASE("SIGPIPE is ignored once the watcher is installed", "[unit][server]") 
 
 TEST_CASE("a SIGTERM makes a running server return from Run", "[unit][server]") {
   kpm::testing::PipeClient client;
-  ToolRegistry registry;
-  StdioTransport transport(client.server_in_fd(), client.server_out_fd());
-  McpServer server({}, registry, transport);
+  mcp::ToolRegistry registry;
+  mcp::StdioTransport transport(client.server_in_fd(), client.server_out_fd());
+  mcp::McpServer server({}, registry, transport);
   ShutdownOnSignals shutdown(server);
   auto run = std::async(std::launch::async, [&] { return server.Run(); });
   REQUIRE(client.Request(1, "ping"));

@@ -1,8 +1,8 @@
-#include "server/tool_registry.h"
+#include "mcp/tool_registry.h"
 
 #include <utility>
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 bool IsValidToolName(std::string_view name) {
@@ -49,4 +49,4 @@ const Tool* ToolRegistry::Find(std::string_view name) const {
   return it == index_.end() ? nullptr : &tools_[it->second];
 }
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -12,7 +12,7 @@
 
 #include "protocol/jsonrpc.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 /// Abstract so that tests can drive the server in-process (pipes, fakes).
 class Transport {
@@ -106,4 +106,4 @@ class StdioTransport : public Transport {
   bool output_abandoned_ = false;  // guarded by write_mu_: a write gave up after Interrupt()
 };
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -1,8 +1,8 @@
-#include "server/tool_registry.h"
+#include "mcp/tool_registry.h"
 
 #include <catch2/catch.hpp>
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 Tool MakeTool(std::string name) {
@@ -14,7 +14,7 @@ Tool MakeTool(std::string name) {
   return t;
 }
 
-TEST_CASE("tools are found by name and listed in registration order", "[unit][server]") {
+TEST_CASE("tools are found by name and listed in registration order", "[unit][mcp]") {
   ToolRegistry registry;
   REQUIRE(registry.Add(MakeTool("zeta")).has_value());
   REQUIRE(registry.Add(MakeTool("alpha")).has_value());
@@ -28,7 +28,7 @@ TEST_CASE("tools are found by name and listed in registration order", "[unit][se
   CHECK(registry.Find("missing") == nullptr);
 }
 
-TEST_CASE("registration fails fast on mistakes", "[unit][server]") {
+TEST_CASE("registration fails fast on mistakes", "[unit][mcp]") {
   ToolRegistry registry;
   REQUIRE(registry.Add(MakeTool("complete")).has_value());
 
@@ -63,4 +63,4 @@ TEST_CASE("registration fails fast on mistakes", "[unit][server]") {
 }
 
 }  // namespace
-}  // namespace kpm::server
+}  // namespace kpm::mcp

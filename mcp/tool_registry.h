@@ -10,9 +10,9 @@
 #include <vector>
 
 #include "common/result.h"
-#include "server/tool.h"
+#include "mcp/tool.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 class ToolRegistry {
  public:
@@ -34,4 +34,4 @@ class ToolRegistry {
   std::unordered_map<std::string, std::size_t> index_;  // name -> position in tools_
 };
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -1,10 +1,10 @@
-#include "server/outbox.h"
+#include "mcp/outbox.h"
 
 #include <spdlog/spdlog.h>
 
 #include <utility>
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 Outbox::~Outbox() { Close(); }
 
@@ -98,4 +98,4 @@ bool Outbox::write_failed() const {
   return write_failed_;
 }
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

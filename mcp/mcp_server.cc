@@ -1,4 +1,4 @@
-#include "server/mcp_server.h"
+#include "mcp/mcp_server.h"
 
 #include <algorithm>
 #include <exception>
@@ -7,9 +7,9 @@
 #include <spdlog/spdlog.h>
 
 #include "common/cancel.h"
-#include "server/json_schema.h"
+#include "mcp/json_schema.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 using protocol::Message;
 using protocol::RpcError;
@@ -399,4 +399,4 @@ void McpServer::StopWorkers() {
   }
 }
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

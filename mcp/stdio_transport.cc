@@ -1,4 +1,4 @@
-#include "server/stdio_transport.h"
+#include "mcp/stdio_transport.h"
 
 #include <fcntl.h>
 #include <limits.h>
@@ -10,7 +10,7 @@
 #include <optional>
 #include <utility>
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 constexpr std::size_t kReadChunk = 64 * 1024;
@@ -224,4 +224,4 @@ bool StdioTransport::WriteLine(std::string_view line) {
   return true;
 }
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -11,7 +11,7 @@
 
 #include "common/cancel.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 using Json = nlohmann::json;
 
@@ -43,4 +43,4 @@ struct Tool {
   ToolHandler handler;
 };
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -14,9 +14,9 @@
 #include <string>
 #include <thread>
 
-#include "server/stdio_transport.h"
+#include "mcp/stdio_transport.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 class Outbox {
  public:
@@ -63,4 +63,4 @@ class Outbox {
   std::thread writer_;
 };
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -1,7 +1,7 @@
 // In-process tests of McpServer through the real framing code: a PipeClient writes
 // lines into a StdioTransport over pipes and collects the replies by id.
 
-#include "server/mcp_server.h"
+#include "mcp/mcp_server.h"
 
 #include <atomic>
 #include <chrono>
@@ -15,7 +15,7 @@
 
 #include "tests/support/pipe_client.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 using namespace std::chrono_literals;
@@ -111,7 +111,7 @@ Json Initialize(std::string_view version) {
 int ErrorCode(const Json& reply) { return reply.at("error").at("code").get<int>(); }
 
 TEST_CASE("initialize negotiates the protocol version and describes the server",
-          "[unit][server]") {
+          "[unit][mcp]") {
   McpServerOptions options;
   options.version = "9.8.7";
   Harness h(options);
@@ -142,7 +142,7 @@ TEST_CASE("initialize negotiates the protocol version and describes the server",
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("every row of the error table gets its reply", "[unit][server]") {
+TEST_CASE("every row of the error table gets its reply", "[unit][mcp]") {
   Harness h;
   h.Add(MakeTool("echo", [](const Json& args, ToolContext&) {
     return ToolResult{args.dump(), args, false};
@@ -250,7 +250,7 @@ TEST_CASE("every row of the error table gets its reply", "[unit][server]") {
   }
 }
 
-TEST_CASE("tools/list pages through the tools with an opaque cursor", "[unit][server]") {
+TEST_CASE("tools/list pages through the tools with an opaque cursor", "[unit][mcp]") {
   McpServerOptions options;
   options.tools_page_size = 2;
   Harness h(options);
@@ -290,7 +290,7 @@ TEST_CASE("tools/list pages through the tools with an opaque cursor", "[unit][se
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("a tool that blocks does not delay ping or tools/list", "[unit][server]") {
+TEST_CASE("a tool that blocks does not delay ping or tools/list", "[unit][mcp]") {
   Harness h;
   Gate release;
   Gate started;
@@ -314,7 +314,7 @@ TEST_CASE("a tool that blocks does not delay ping or tools/list", "[unit][server
 }
 
 TEST_CASE("more blocked calls than workers still leave room for another tool",
-          "[unit][server]") {
+          "[unit][mcp]") {
   McpServerOptions options;
   options.worker_threads = 1;
   options.max_worker_threads = 8;
@@ -336,7 +336,7 @@ TEST_CASE("more blocked calls than workers still leave room for another tool",
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("a cancelled call sees its token set and gets no reply", "[unit][server]") {
+TEST_CASE("a cancelled call sees its token set and gets no reply", "[unit][mcp]") {
   Harness h;
   Gate started;
   std::promise<bool> observed;
@@ -359,7 +359,7 @@ TEST_CASE("a cancelled call sees its token set and gets no reply", "[unit][serve
   CHECK(c.ReplyCount(7) == 0);
 }
 
-TEST_CASE("cancelling an id that is not in flight changes nothing", "[unit][server]") {
+TEST_CASE("cancelling an id that is not in flight changes nothing", "[unit][mcp]") {
   Harness h;
   h.Add(MakeTool("quick", [](const Json&, ToolContext&) { return ToolResult{"q", nullptr, false}; }));
   h.Start();
@@ -370,7 +370,7 @@ TEST_CASE("cancelling an id that is not in flight changes nothing", "[unit][serv
   CHECK(h.client().ReplyCount(1) == 1);
 }
 
-TEST_CASE("progress notifications carry the token and never go backwards", "[unit][server]") {
+TEST_CASE("progress notifications carry the token and never go backwards", "[unit][mcp]") {
   McpServerOptions options;
   // An interval no test run reaches: only a change of message kind gets through, which
   // makes the throttle deterministic here.
@@ -412,7 +412,7 @@ TEST_CASE("progress notifications carry the token and never go backwards", "[uni
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("tool log messages are filtered by logging/setLevel", "[unit][server]") {
+TEST_CASE("tool log messages are filtered by logging/setLevel", "[unit][mcp]") {
   Harness h;
   h.Add(MakeTool("chatty", [](const Json&, ToolContext& ctx) {
     ctx.log("debug", "debug line");
@@ -436,7 +436,7 @@ TEST_CASE("tool log messages are filtered by logging/setLevel", "[unit][server]"
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("an over-long line is answered with its id and the next line is still served", "[unit][server]") {
+TEST_CASE("an over-long line is answered with its id and the next line is still served", "[unit][mcp]") {
   Harness h({}, /*max_line=*/4096);
   h.Start();
   auto& c = h.client();
@@ -469,7 +469,7 @@ TEST_CASE("an over-long line is answered with its id and the next line is still 
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("a line with a NUL byte gets a parse error and the next line is still served", "[unit][server]") {
+TEST_CASE("a line with a NUL byte gets a parse error and the next line is still served", "[unit][mcp]") {
   Harness h;
   h.Start();
   auto& c = h.client();
@@ -489,7 +489,7 @@ TEST_CASE("a line with a NUL byte gets a parse error and the next line is still 
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("ids beyond 64 bits come back exactly as sent, from every kind of reply", "[unit][server]") {
+TEST_CASE("ids beyond 64 bits come back exactly as sent, from every kind of reply", "[unit][mcp]") {
   Harness h;
   h.Add(MakeTool("echo", [](const Json& args, ToolContext&) { return ToolResult{args.dump(), args, false}; }));
   h.Start();
@@ -515,7 +515,7 @@ TEST_CASE("ids beyond 64 bits come back exactly as sent, from every kind of repl
   CHECK(h.Finish() == 0);
 }
 
-TEST_CASE("at EOF Run returns 0 only after the calls in flight are answered", "[unit][server]") {
+TEST_CASE("at EOF Run returns 0 only after the calls in flight are answered", "[unit][mcp]") {
   Harness h;
   Gate started;
   Gate release;
@@ -539,7 +539,7 @@ TEST_CASE("at EOF Run returns 0 only after the calls in flight are answered", "[
   CHECK((*r)["result"]["content"][0]["text"] == "late answer");
 }
 
-TEST_CASE("Stop cancels calls in flight, answers them and ends Run", "[unit][server]") {
+TEST_CASE("Stop cancels calls in flight, answers them and ends Run", "[unit][mcp]") {
   Harness h;
   Gate started;
   h.Add(MakeTool("wait", [&](const Json&, ToolContext& ctx) {
@@ -561,4 +561,4 @@ TEST_CASE("Stop cancels calls in flight, answers them and ends Run", "[unit][ser
 }
 
 }  // namespace
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -1,4 +1,4 @@
-#include "server/json_schema.h"
+#include "mcp/json_schema.h"
 
 #include <cctype>
 #include <cmath>
@@ -6,7 +6,7 @@
 #include <optional>
 #include <string_view>
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 using Json = nlohmann::json;
@@ -265,4 +265,4 @@ Status ValidateJson(const nlohmann::json& schema, const nlohmann::json& instance
   return Ok{};
 }
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -23,11 +23,11 @@
 
 #include "protocol/jsonrpc.h"
 #include "protocol/mcp.h"
-#include "server/outbox.h"
-#include "server/stdio_transport.h"
-#include "server/tool_registry.h"
+#include "mcp/outbox.h"
+#include "mcp/stdio_transport.h"
+#include "mcp/tool_registry.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 struct McpServerOptions {
   std::string name = "keypool-mcp";  ///< serverInfo.name and the notifications/message logger
@@ -115,4 +115,4 @@ class McpServer {
   bool pool_closing_ = false;
 };
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -12,7 +12,7 @@
 
 #include "common/result.h"
 
-namespace kpm::server {
+namespace kpm::mcp {
 
 /// Checks `instance` against `schema`. Pure and thread-safe. On failure the error
 /// (kInvalidArgument) is the first problem found, as "path: what is wrong", where path
@@ -20,4 +20,4 @@ namespace kpm::server {
 /// `messages[0].role: expected one of system, user, assistant`.
 Status ValidateJson(const nlohmann::json& schema, const nlohmann::json& instance);
 
-}  // namespace kpm::server
+}  // namespace kpm::mcp

@@ -1,10 +1,10 @@
-#include "server/json_schema.h"
+#include "mcp/json_schema.h"
 
 #include <string>
 
 #include <catch2/catch.hpp>
 
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 using Json = nlohmann::json;
@@ -34,7 +34,7 @@ const Json kCompleteSchema = Json::parse(R"({
   "additionalProperties": false
 })");
 
-TEST_CASE("instances that fit the schema pass", "[unit][server]") {
+TEST_CASE("instances that fit the schema pass", "[unit][mcp]") {
   const char* ok[] = {
       R"({"prompt":"hi"})",
       R"({"messages":[{"role":"user","content":"hi"}]})",
@@ -51,7 +51,7 @@ TEST_CASE("instances that fit the schema pass", "[unit][server]") {
   }
 }
 
-TEST_CASE("the first error names the field path and what is wrong", "[unit][server]") {
+TEST_CASE("the first error names the field path and what is wrong", "[unit][mcp]") {
   struct Row {
     const char* instance;
     const char* error;
@@ -90,7 +90,7 @@ TEST_CASE("the first error names the field path and what is wrong", "[unit][serv
   }
 }
 
-TEST_CASE("oneOf fails on none and on more than one alternative", "[unit][server]") {
+TEST_CASE("oneOf fails on none and on more than one alternative", "[unit][mcp]") {
   auto none = ValidateJson(kCompleteSchema, Json::object());
   REQUIRE_FALSE(none.has_value());
   CHECK(none.error().message.rfind("(root): does not match any allowed form", 0) == 0);
@@ -104,7 +104,7 @@ TEST_CASE("oneOf fails on none and on more than one alternative", "[unit][server
         "(root): matches more than one allowed form; exactly one is expected");
 }
 
-TEST_CASE("anyOf, allOf, const, boolean and exclusive bounds behave", "[unit][server]") {
+TEST_CASE("anyOf, allOf, const, boolean and exclusive bounds behave", "[unit][mcp]") {
   struct Row {
     const char* schema;
     const char* instance;
@@ -140,4 +140,4 @@ TEST_CASE("anyOf, allOf, const, boolean and exclusive bounds behave", "[unit][se
 }
 
 }  // namespace
-}  // namespace kpm::server
+}  // namespace kpm::mcp

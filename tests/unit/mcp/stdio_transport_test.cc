@@ -1,7 +1,8 @@
-#include "server/stdio_transport.h"
+#include "mcp/stdio_transport.h"
 
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
@@ -12,9 +13,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "server/signals.h"
-
-namespace kpm::server {
+namespace kpm::mcp {
 namespace {
 
 using namespace std::chrono_literals;
@@ -57,7 +56,7 @@ struct Pipes {
 };
 
 TEST_CASE("lines are read one at a time, with CRLF and blank lines handled",
-          "[unit][server]") {
+          "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
   REQUIRE(pipes.Write("first\nsecond\r\n\n   \nthird"));
@@ -74,7 +73,7 @@ TEST_CASE("lines are read one at a time, with CRLF and blank lines handled",
 }
 
 TEST_CASE("an over-long line is reported once and the next line still comes through",
-          "[unit][server]") {
+          "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 100, nullptr});
   // Written from a thread: the long line is bigger than a pipe buffer.
@@ -93,7 +92,7 @@ TEST_CASE("an over-long line is reported once and the next line still comes thro
   writer.join();
 }
 
-TEST_CASE("a line exactly at the limit is accepted", "[unit][server]") {
+TEST_CASE("a line exactly at the limit is accepted", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 10, nullptr});
   REQUIRE(pipes.Write(std::string(10, 'a') + "\n"));
@@ -104,7 +103,7 @@ TEST_CASE("a line exactly at the limit is accepted", "[unit][server]") {
 }
 
 TEST_CASE("written lines end in a newline and pass through the output filter",
-          "[unit][server]") {
+          "[unit][mcp]") {
   Pipes pipes;
   StdioTransportOptions options;
   options.in_fd = pipes.in[0];
@@ -120,7 +119,7 @@ TEST_CASE("written lines end in a newline and pass through the output filter",
   CHECK(pipes.ReadOutput() == "{\"text\":\"key sk-… here\"}\n");
 }
 
-TEST_CASE("concurrent writers never interleave their lines", "[unit][server]") {
+TEST_CASE("concurrent writers never interleave their lines", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
   std::string collected;
@@ -150,7 +149,7 @@ TEST_CASE("concurrent writers never interleave their lines", "[unit][server]") {
   }
 }
 
-TEST_CASE("Interrupt unblocks a read that is waiting for input", "[unit][server]") {
+TEST_CASE("Interrupt unblocks a read that is waiting for input", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
   auto read = std::async(std::launch::async, [&] {
@@ -162,7 +161,7 @@ TEST_CASE("Interrupt unblocks a read that is waiting for input", "[unit][server]
   CHECK(read.get() == Transport::ReadStatus::kClosed);
 }
 
-TEST_CASE("an over-long line hands back its head and tail, so that its id can be found", "[unit][server]") {
+TEST_CASE("an over-long line hands back its head and tail, so that its id can be found", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 100, nullptr});
   const std::string start = R"({"jsonrpc":"2.0","id":41,"method":"ping","params":{"pad":")";
@@ -187,7 +186,7 @@ TEST_CASE("an over-long line hands back its head and tail, so that its id can be
   writer.join();
 }
 
-TEST_CASE("a NUL byte inside a line is passed on, not taken for its end", "[unit][server]") {
+TEST_CASE("a NUL byte inside a line is passed on, not taken for its end", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
   REQUIRE(pipes.Write(std::string("a\0b\nnext\n", 9)));
@@ -206,7 +205,7 @@ int Unread(int fd) {
 }
 
 TEST_CASE("after Interrupt a write the client does not read gives up instead of blocking",
-          "[unit][server]") {
+          "[unit][mcp]") {
   Pipes pipes;
   // The smallest pipe there is (one page), so one line fills it.
   const int capacity = ::fcntl(pipes.out[0], F_SETPIPE_SZ, 4096);
@@ -230,7 +229,7 @@ TEST_CASE("after Interrupt a write the client does not read gives up instead of 
   CHECK_FALSE(t.WriteLine("next"));
 }
 
-TEST_CASE("after Interrupt a client that reads still gets every line", "[unit][server]") {
+TEST_CASE("after Interrupt a client that reads still gets every line", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t(pipes.in[0], pipes.out[1], 1024);  // main's constructor: the default grace
   t.Interrupt();
@@ -252,14 +251,14 @@ TEST_CASE("after Interrupt a client that reads still gets every line", "[unit][s
   CHECK(reader.get() == big + "\n");
 }
 
-TEST_CASE("a write to a closed output fails", "[unit][server]") {
+TEST_CASE("a write to a closed output fails", "[unit][mcp]") {
   Pipes pipes;
   StdioTransport t({pipes.in[0], pipes.out[1], 1024, nullptr});
-  IgnoreSigpipe();
+  ::signal(SIGPIPE, SIG_IGN);  // as server::IgnoreSigpipe() does for the binary
   ::close(pipes.out[0]);
   pipes.out[0] = -1;
   CHECK_FALSE(t.WriteLine("nobody reads this"));  // EPIPE
 }
 
 }  // namespace
-}  // namespace kpm::server
+}  // namespace kpm::mcp
