@@ -8,6 +8,8 @@
 #include <condition_variable>
 #include <mutex>
 
+#include "common/fiber.h"
+
 namespace kpm {
 
 class CancelToken {
@@ -21,9 +23,13 @@ class CancelToken {
   }
   bool cancelled() const { return cancelled_.load(std::memory_order_acquire); }
 
-  /// Sleeps up to `d`, waking early on Cancel(). Returns true if cancelled.
+  /// Sleeps up to `d`, waking early on Cancel(). Returns true if cancelled. On a fiber
+  /// it parks the fiber (fiber::SleepFor) instead of blocking the loop's thread.
   template <typename Rep, typename Period>
   bool WaitFor(std::chrono::duration<Rep, Period> d) const {
+    if (fiber::Loop::Current() != nullptr) {
+      return !fiber::SleepFor(std::chrono::duration_cast<std::chrono::milliseconds>(d).count(), this);
+    }
     std::unique_lock<std::mutex> lock(mu_);
     return cv_.wait_for(lock, d, [this] { return cancelled(); });
   }

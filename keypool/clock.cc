@@ -1,7 +1,8 @@
 #include "keypool/clock.h"
 
 #include <chrono>
-#include <thread>
+
+#include "common/fiber.h"
 
 namespace kpm::keypool {
 
@@ -12,11 +13,7 @@ int64_t SystemClock::NowMs() const {
 
 bool SystemClock::SleepFor(int64_t ms, const CancelToken* cancel) {
   if (ms <= 0) return !(cancel && cancel->cancelled());
-  if (cancel == nullptr) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(ms));
-    return true;
-  }
-  return !cancel->WaitFor(std::chrono::milliseconds(ms));
+  return fiber::SleepFor(ms, cancel);  // parks a fiber; blocks a plain thread
 }
 
 }  // namespace kpm::keypool
