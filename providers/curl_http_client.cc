@@ -1,18 +1,18 @@
 // CurlHttpClient: the only file that includes libcurl.
 //
-// Connection reuse: one CURLSH per client shares the connection cache, DNS cache and
-// TLS session cache between all transfers, guarded by one std::mutex per curl lock
-// kind (curl calls our lock/unlock callbacks). Each Send() runs its own easy handle
-// inside its own multi handle on the calling thread, so worker threads never share a
-// handle, yet a connection left idle by one transfer is picked up by the next one to
-// the same host, whichever thread runs it. HTTP/1.1 is forced: keep-alive per host is
-// what we need, and HTTP/2 multiplexing across multi handles is a corner of libcurl
-// we do not want to depend on.
+// One upstream I/O loop: every transfer is an easy handle in ONE multi handle, driven
+// on the thread of a fiber::Loop (this client is that loop's Poller). The multi handle
+// owns the connection cache, so keep-alive reuse is libcurl's supported model by
+// construction: one thread, one cache. A Send() on a fiber of the loop adds its handle
+// and parks; the loop sleeps in curl_multi_poll, runs curl_multi_perform and resumes the
+// fiber whose transfer ended. A Send() from any other thread runs on a fiber of the loop
+// and waits. Curl's callbacks (and so the caller's body callback) run on the loop thread.
+// HTTP/1.1 is forced: keep-alive per host is what we need.
 //
-// Timeouts and cancellation: we drive the multi handle ourselves and poll at most
-// kPollMs, checking the CancelToken and our three clocks (first byte, idle, total)
-// on every turn and in the xferinfo callback, so an abort lands within ~kPollMs and
-// we know which limit fired (curl's own CURLOPT_TIMEOUT_MS is only a backstop).
+// Timeouts and cancellation: the loop wakes at least every kPollMs while a transfer is
+// in flight and checks each one's CancelToken and our three clocks (first byte, idle,
+// total), so an abort lands within ~kPollMs and we know which limit fired (curl's own
+// CURLOPT_TIMEOUT_MS is only a backstop).
 //
 // Caps (caps.h): the header block and a collected body are bounded; past a cap the
 // callback makes curl stop the transfer (kTooLarge), so an upstream that never stops
@@ -30,6 +30,9 @@
 #include <cstdio>
 #include <mutex>
 #include <string>
+#include <vector>
+
+#include "common/fiber.h"
 
 #include "common/strings.h"
 #include "providers/caps.h"
@@ -38,7 +41,8 @@
 namespace kpm::providers {
 namespace {
 
-constexpr int kPollMs = 20;
+constexpr int64_t kPollMs = 20;       // limits and cancellation are looked at this often
+constexpr int64_t kIdleWakeMs = 1000;  // the loop's longest sleep with nothing to do
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -63,6 +67,10 @@ struct Transfer {
   size_t header_bytes = 0;            // every header line so far, 1xx blocks included
   TransportError abort_reason = TransportError::kNone;
   std::string abort_what;             // for kTooLarge and a callback that threw
+  fiber::Loop::FiberId fiber = nullptr;  // parked until the transfer ends
+  bool finished = false;
+  CURLcode code = CURLE_OK;
+  char errbuf[CURL_ERROR_SIZE] = {0};
 
   /// The most body bytes collected into result->body for this response.
   size_t BodyCap() const {
@@ -203,42 +211,122 @@ int XferInfoCallback(void* userdata, curl_off_t, curl_off_t, curl_off_t, curl_of
   return 1;  // abort: curl returns CURLE_ABORTED_BY_CALLBACK
 }
 
-class CurlHttpClient : public HttpClient {
+class CurlHttpClient : public HttpClient, public fiber::Poller {
  public:
-  CurlHttpClient() {
+  explicit CurlHttpClient(fiber::Loop& loop) : loop_(loop) {
     GlobalInit();
+    multi_ = curl_multi_init();
+    // TLS sessions are resumed across handles; the connection and DNS caches are the
+    // multi handle's own. One thread uses all of it: no lock callbacks.
     share_ = curl_share_init();
-    curl_share_setopt(share_, CURLSHOPT_LOCKFUNC, &CurlHttpClient::Lock);
-    curl_share_setopt(share_, CURLSHOPT_UNLOCKFUNC, &CurlHttpClient::Unlock);
-    curl_share_setopt(share_, CURLSHOPT_USERDATA, this);
-    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
-    curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+    loop_.SetPoller(this);
   }
-  ~CurlHttpClient() override { curl_share_cleanup(share_); }
+  ~CurlHttpClient() override {
+    loop_.Stop();  // every transfer has ended with its fiber
+    loop_.SetPoller(nullptr);
+    for (CURL* easy : idle_) curl_easy_cleanup(easy);
+    curl_multi_cleanup(multi_);
+    curl_share_cleanup(share_);
+  }
   CurlHttpClient(const CurlHttpClient&) = delete;
   CurlHttpClient& operator=(const CurlHttpClient&) = delete;
 
   HttpResult Send(const HttpRequest& request, const BodyCallback& on_body) override;
 
- private:
-  static void Lock(CURL*, curl_lock_data data, curl_lock_access, void* userptr) {
-    static_cast<CurlHttpClient*>(userptr)->locks_[LockIndex(data)].lock();
-  }
-  static void Unlock(CURL*, curl_lock_data data, void* userptr) {
-    static_cast<CurlHttpClient*>(userptr)->locks_[LockIndex(data)].unlock();
-  }
-  static size_t LockIndex(curl_lock_data data) {
-    auto i = static_cast<size_t>(data);
-    return i < kLocks ? i : 0;
-  }
+  // fiber::Poller: the loop sleeps in curl_multi_poll and runs the transfers' I/O.
+  void Poll(int64_t timeout_ms) override;
+  void Wake() override { curl_multi_wakeup(multi_); }
 
-  static constexpr size_t kLocks = CURL_LOCK_DATA_LAST;
+ private:
+  /// Runs what is ready; a transfer that ended resumes its fiber.
+  void Perform();
+  /// Ends transfers past a limit (cancel, first byte, idle, total).
+  void CheckLimits();
+  void End(Transfer* t, CURLcode code);
+  CURL* TakeEasy();
+  void GiveBack(CURL* easy);
+
+  static constexpr size_t kIdleHandlesKept = 64;
+  fiber::Loop& loop_;
+  CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
-  std::array<std::mutex, kLocks> locks_;
+  std::vector<Transfer*> active_;  // added to multi_, in the order they started
+  std::vector<CURL*> idle_;        // reset handles for the next transfers
 };
 
+void CurlHttpClient::Poll(int64_t timeout_ms) {
+  Perform();
+  if (timeout_ms != 0) {
+    int64_t wait = timeout_ms < 0 ? kIdleWakeMs : timeout_ms;
+    long curl_wait = -1;
+    curl_multi_timeout(multi_, &curl_wait);
+    if (curl_wait >= 0) wait = std::min<int64_t>(wait, curl_wait);
+    if (!active_.empty()) wait = std::min<int64_t>(wait, kPollMs);
+    curl_multi_poll(multi_, nullptr, 0, static_cast<int>(wait), nullptr);
+    Perform();
+  }
+  CheckLimits();
+}
+
+void CurlHttpClient::Perform() {
+  int running = 0;
+  CURLMcode mc = curl_multi_perform(multi_, &running);
+  if (mc != CURLM_OK) {
+    for (Transfer* t : active_) {
+      snprintf(t->errbuf, sizeof(t->errbuf), "%s", curl_multi_strerror(mc));
+      End(t, CURLE_FAILED_INIT);
+    }
+    return;
+  }
+  int queued = 0;
+  while (CURLMsg* msg = curl_multi_info_read(multi_, &queued)) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    Transfer* t = nullptr;
+    curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, &t);
+    if (t != nullptr) End(t, msg->data.result);
+  }
+}
+
+void CurlHttpClient::CheckLimits() {
+  const auto now = SteadyClock::now();
+  for (Transfer* t : active_) {
+    if (t->finished) continue;
+    if (t->abort_reason == TransportError::kNone) t->abort_reason = t->CheckLimits(now);
+    if (t->abort_reason != TransportError::kNone) End(t, CURLE_ABORTED_BY_CALLBACK);
+  }
+}
+
+void CurlHttpClient::End(Transfer* t, CURLcode code) {
+  if (t->finished) return;
+  t->finished = true;
+  t->code = code;
+  loop_.Resume(t->fiber);
+}
+
+CURL* CurlHttpClient::TakeEasy() {
+  if (idle_.empty()) return curl_easy_init();
+  CURL* easy = idle_.back();
+  idle_.pop_back();
+  return easy;
+}
+
+void CurlHttpClient::GiveBack(CURL* easy) {
+  if (idle_.size() >= kIdleHandlesKept) {
+    curl_easy_cleanup(easy);
+    return;
+  }
+  curl_easy_reset(easy);
+  idle_.push_back(easy);
+}
+
 HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& on_body) {
+  if (fiber::Loop::Current() != &loop_) {
+    // Not on a fiber of the I/O loop (the CLI, a test thread): run there and wait.
+    HttpResult result;
+    loop_.Run([&] { result = Send(request, on_body); });
+    return result;
+  }
   HttpResult result;
   Transfer t;
   t.request = &request;
@@ -251,16 +339,14 @@ HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& 
     return result;
   }
 
-  CURL* easy = curl_easy_init();
-  CURLM* multi = curl_multi_init();
-  if (easy == nullptr || multi == nullptr) {
+  CURL* easy = TakeEasy();
+  if (easy == nullptr || multi_ == nullptr) {
     if (easy != nullptr) curl_easy_cleanup(easy);
-    if (multi != nullptr) curl_multi_cleanup(multi);
     result.error = TransportError::kNetwork;
     result.error_message = "could not create a curl handle";
     return result;
   }
-  char errbuf[CURL_ERROR_SIZE] = {0};
+  char* errbuf = t.errbuf;
   curl_slist* headers = nullptr;
   for (const auto& [name, value] : request.headers) {
     headers = curl_slist_append(headers, (name + ": " + value).c_str());
@@ -271,6 +357,7 @@ HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& 
   long total_ms = static_cast<long>(std::max<int64_t>(1, request.total_timeout_ms));
   long connect_ms = static_cast<long>(std::max<int64_t>(
       1, std::min({request.connect_timeout_ms, request.first_byte_timeout_ms, request.total_timeout_ms})));
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, &t);
   curl_easy_setopt(easy, CURLOPT_SHARE, share_);
   curl_easy_setopt(easy, CURLOPT_URL, request.url.c_str());
   curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
@@ -297,33 +384,14 @@ HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& 
     curl_easy_setopt(easy, CURLOPT_POSTFIELDS, request.body.c_str());
   }
 
-  curl_multi_add_handle(multi, easy);
-  CURLcode code = CURLE_OK;
-  bool finished = false;
-  while (!finished) {
-    int running = 0;
-    CURLMcode mc = curl_multi_perform(multi, &running);
-    if (mc != CURLM_OK) {
-      code = CURLE_FAILED_INIT;
-      snprintf(errbuf, sizeof(errbuf), "%s", curl_multi_strerror(mc));
-      break;
-    }
-    int queued = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi, &queued)) {
-      if (msg->msg == CURLMSG_DONE) {
-        code = msg->data.result;
-        finished = true;
-      }
-    }
-    if (finished) break;
-    if (t.abort_reason == TransportError::kNone) t.abort_reason = t.CheckLimits(SteadyClock::now());
-    if (t.abort_reason != TransportError::kNone) {
-      code = CURLE_ABORTED_BY_CALLBACK;
-      break;
-    }
-    curl_multi_poll(multi, nullptr, 0, kPollMs, nullptr);
-  }
-  curl_multi_remove_handle(multi, easy);
+  // The transfer runs in the loop's multi handle; this fiber parks until it ends.
+  t.fiber = loop_.Self();
+  curl_multi_add_handle(multi_, easy);
+  active_.push_back(&t);
+  while (!t.finished) loop_.Park();
+  active_.erase(std::find(active_.begin(), active_.end(), &t));
+  curl_multi_remove_handle(multi_, easy);
+  const CURLcode code = t.code;
 
   if (t.abort_reason != TransportError::kNone && code != CURLE_OK) {
     result.error = t.abort_reason;
@@ -371,14 +439,13 @@ HttpResult CurlHttpClient::Send(const HttpRequest& request, const BodyCallback& 
       result.error = TransportError::kNone;
     }
   }
-  curl_multi_cleanup(multi);
-  curl_easy_cleanup(easy);
+  GiveBack(easy);
   curl_slist_free_all(headers);
   return result;
 }
 
 }  // namespace
 
-std::unique_ptr<HttpClient> MakeCurlHttpClient() { return std::make_unique<CurlHttpClient>(); }
+std::unique_ptr<HttpClient> MakeCurlHttpClient(fiber::Loop& loop) { return std::make_unique<CurlHttpClient>(loop); }
 
 }  // namespace kpm::providers

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "common/cancel.h"
+#include "common/fiber.h"
 #include "common/headers.h"
 #include "providers/caps.h"
 
@@ -70,11 +71,12 @@ using BodyCallback = std::function<bool(std::string_view chunk)>;
 class HttpClient {
  public:
   virtual ~HttpClient() = default;
-  /// Thread-safe: called from many worker threads at once.
+  /// Thread-safe. On a fiber (common/fiber.h) the transfer parks the fiber, not the thread.
   virtual HttpResult Send(const HttpRequest& request, const BodyCallback& on_body) = 0;
 };
 
-/// The libcurl implementation, reusing connections per host across threads.
-std::unique_ptr<HttpClient> MakeCurlHttpClient();
+/// The libcurl implementation: every transfer in one multi handle driven by `loop`'s
+/// thread (the client becomes the loop's Poller; `loop` must outlive it).
+std::unique_ptr<HttpClient> MakeCurlHttpClient(fiber::Loop& loop);
 
 }  // namespace kpm::providers

@@ -1,11 +1,11 @@
 #include "server/app.h"
 
 #include <algorithm>
-#include <atomic>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "common/fiber.h"
 #include "keypool/key_pool.h"
 
 namespace kpm::server {
@@ -89,25 +89,18 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
       jobs.push_back({e.get(), i, runs, {}, {}});
     }
   }
-  // A fixed number of threads pulls checks from the list, however many keys there are;
-  // each check's time bound starts when a thread takes it.
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    for (size_t j = next++; j < jobs.size(); j = next++) {
-      Job& job = jobs[j];
-      if (!job.runs) continue;
-      keypool::KeyLease lease = job.entry->pool->LeaseForCheck(job.index);
-      providers::AttemptContext ctx;
-      ctx.deadline_ms = clock_->NowMs() + std::min<int64_t>(job.entry->config.first_byte_timeout_ms, 15000) + 5000;
-      ctx.cancel = cancel;
-      job.outcome = job.entry->adapter->CheckKey(lease, ctx, &job.info);
-    }
-  };
-  const size_t threads = std::min<size_t>(kMaxConcurrentChecks, jobs.size());
-  std::vector<std::thread> pool;
-  for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-  worker();  // this thread is one of them
-  for (auto& t : pool) t.join();
+  // At most kMaxConcurrentChecks checks at once, however many keys there are: on fibers
+  // of the I/O loop when called from one (check_keys), else on as many threads (--check).
+  // Each check's time bound starts when it is taken from the list.
+  fiber::ForEach(jobs.size(), kMaxConcurrentChecks, [&](size_t j) {
+    Job& job = jobs[j];
+    if (!job.runs) return;
+    keypool::KeyLease lease = job.entry->pool->LeaseForCheck(job.index);
+    providers::AttemptContext ctx;
+    ctx.deadline_ms = clock_->NowMs() + std::min<int64_t>(job.entry->config.first_byte_timeout_ms, 15000) + 5000;
+    ctx.cancel = cancel;
+    job.outcome = job.entry->adapter->CheckKey(lease, ctx, &job.info);
+  });
 
   std::vector<KeyCheck> checks;
   for (Job& job : jobs) {

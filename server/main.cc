@@ -110,7 +110,10 @@ int Main(int argc, char** argv) {
     if (auto lvl = ParseLogLevel(*config->log_level)) spdlog::set_level(*lvl);
   }
 
-  auto app_or = App::Create(std::move(config.value()), providers::MakeCurlHttpClient(),
+  // The one upstream I/O loop (common/fiber.h): the HTTP client drives every transfer on
+  // its thread, and every tool call that may reach an upstream runs on one of its fibers.
+  fiber::Loop io_loop;
+  auto app_or = App::Create(std::move(config.value()), providers::MakeCurlHttpClient(io_loop),
                             std::make_unique<keypool::SystemClock>());
   if (!app_or) return Fail(app_or.error().message);
   std::unique_ptr<App> app = std::move(app_or.value());
@@ -133,6 +136,8 @@ int Main(int argc, char** argv) {
   transport.SetOutputFilter([scrubber](std::string line) { return scrubber->Scrub(line); });
   mcp::McpServerOptions options;
   options.version = KPM_VERSION;
+  options.loop = &io_loop;  // tool calls run on fibers of the I/O loop
+  options.max_concurrent_calls = app->config().max_concurrent_calls;
   mcp::McpServer server(options, registry, transport);
   ShutdownOnSignals signals(server);
   app->StartStartupHealthChecks();

@@ -139,7 +139,8 @@ struct Run {
 };
 
 Run Attempt(const std::string& base_url, bool stream, int max_tokens = 100, int64_t timeout_ms = 30000) {
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   keypool::SystemClock clock;
   // std::string values, not literals, are assigned: GCC 12 at -O3 reports a false
   // -Wrestrict in std::string::operator=(const char*) (GCC bug 105329).

@@ -111,7 +111,8 @@ int64_t MsSince(SteadyClock::time_point t) {
 
 TEST_CASE("CurlHttpClient streams a 200 body to the callback", "[integration][providers]") {
   TestServer server;
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   HttpRequest req;
   req.url = server.Url("/stream");
   req.headers = {{"Authorization", "Bearer test"}, {"Content-Type", "application/json"}};
@@ -136,7 +137,8 @@ TEST_CASE("CurlHttpClient streams a 200 body to the callback", "[integration][pr
 
 TEST_CASE("CurlHttpClient collects a 429 body whole, with its headers", "[integration][providers]") {
   TestServer server;
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   HttpRequest req;
   req.method = "GET";
   req.url = server.Url("/limited");
@@ -152,7 +154,8 @@ TEST_CASE("CurlHttpClient collects a 429 body whole, with its headers", "[integr
 }
 
 TEST_CASE("CurlHttpClient: connection refused is a network error", "[integration][providers]") {
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   HttpRequest req;
   req.method = "GET";
   req.url = "http://127.0.0.1:" + std::to_string(ClosedPort()) + "/";
@@ -165,7 +168,8 @@ TEST_CASE("CurlHttpClient: connection refused is a network error", "[integration
 
 TEST_CASE("CurlHttpClient: first-byte and idle timeouts are told apart", "[integration][providers]") {
   TestServer server;
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   HttpRequest req;
   req.method = "GET";
   req.first_byte_timeout_ms = 300;
@@ -203,7 +207,8 @@ TEST_CASE("CurlHttpClient: first-byte and idle timeouts are told apart", "[integ
 
 TEST_CASE("CurlHttpClient: cancellation aborts promptly", "[integration][providers]") {
   TestServer server;
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   CancelToken cancel;
   HttpRequest req;
   req.method = "GET";
@@ -225,7 +230,8 @@ TEST_CASE("CurlHttpClient: cancellation aborts promptly", "[integration][provide
 
 TEST_CASE("CurlHttpClient reuses connections across calls and threads", "[integration][providers]") {
   TestServer server;
-  auto http = MakeCurlHttpClient();
+  kpm::fiber::Loop loop;
+  auto http = MakeCurlHttpClient(loop);
   HttpRequest req;
   req.method = "GET";
   req.url = server.Url("/port");
