@@ -41,10 +41,11 @@ bool EndpointFailure(Outcome o) {
 
 /// Runs one attempt; an exception that escapes it becomes a server_error (the lease is
 /// then reported by the loop like any other outcome, and the call fails over).
-AttemptOutcome RunAttempt(const AttemptFn& attempt, const KeyLease& key, int64_t deadline) {
-  AttemptOutcome out;
+Attempt<std::any> RunAttempt(const detail::PayloadStep& step, const KeyLease& key, int64_t deadline) {
+  Attempt<std::any> attempt;
+  AttemptOutcome& out = attempt.outcome;
   try {
-    return attempt(key, deadline);
+    return step.attempt(key, deadline);
   } catch (const std::bad_alloc&) {
     out.message = "internal error: out of memory";
   } catch (const std::exception& e) {
@@ -54,7 +55,7 @@ AttemptOutcome RunAttempt(const AttemptFn& attempt, const KeyLease& key, int64_t
   }
   out.outcome = Outcome::kServerError;
   spdlog::error("{}: attempt with {} failed: {}", key.provider, key.Display(), out.message);
-  return out;
+  return attempt;
 }
 
 /// The key the previous attempt left, waiting to be named in the switch log line.
@@ -88,12 +89,12 @@ struct EndpointSeen {
 
 class CallRun {
  public:
-  CallRun(const CallOptions& options, Clock& clock, int64_t deadline)
-      : options_(options), clock_(clock), deadline_(deadline) {}
+  CallRun(const CallOptions& options, Clock& clock, int64_t deadline, std::any* payload)
+      : options_(options), clock_(clock), deadline_(deadline), payload_(payload) {}
 
   /// Walks one provider's keys. `fallback_left`: another provider follows in the chain,
   /// so a silent or unreachable endpoint is not waited on twice.
-  PoolEnd RunPool(const ChainStep& step, bool fallback_left, CallResult& result);
+  PoolEnd RunPool(const detail::PayloadStep& step, bool fallback_left, CallResult& result);
 
   bool Cancelled() const { return options_.cancel && options_.cancel->cancelled(); }
   void Emit(FailoverEvent::Kind kind, const std::string& provider, std::string text) const {
@@ -114,6 +115,7 @@ class CallRun {
   const CallOptions& options_;
   Clock& clock_;
   const int64_t deadline_;
+  std::any* payload_;  // where the answering attempt's payload goes
 };
 
 void CallRun::LogSwitch(const KeyPool& pool, PendingSwitch& pending, const std::string& next_display,
@@ -166,7 +168,7 @@ std::optional<KeyLease> CallRun::NextKey(KeyPool& pool, size_t start, const std:
   });
 }
 
-PoolEnd CallRun::RunPool(const ChainStep& step, bool fallback_left, CallResult& result) {
+PoolEnd CallRun::RunPool(const detail::PayloadStep& step, bool fallback_left, CallResult& result) {
   KeyPool& pool = *step.pool;
   const FailoverPolicy& policy = pool.policy();
   result.provider = pool.provider();
@@ -217,7 +219,8 @@ PoolEnd CallRun::RunPool(const ChainStep& step, bool fallback_left, CallResult& 
     }
 
     const int64_t t0 = clock_.NowMs();
-    AttemptOutcome out = RunAttempt(step.attempt, *lease, deadline_);
+    Attempt<std::any> attempt = RunAttempt(step, *lease, deadline_);
+    AttemptOutcome& out = attempt.outcome;
     const int64_t elapsed = clock_.NowMs() - t0;
     // An attempt aborted by the caller's cancellation is not the key's fault.
     if (out.outcome != Outcome::kOk && Cancelled()) out.outcome = Outcome::kCancelled;
@@ -242,6 +245,7 @@ PoolEnd CallRun::RunPool(const ChainStep& step, bool fallback_left, CallResult& 
         }
         result.outcome = Outcome::kOk;
         result.key = std::move(*lease);
+        *payload_ = std::move(attempt.value);
         result.message.clear();
         return final_end;
       case Outcome::kBadRequest:
@@ -330,9 +334,22 @@ std::string DescribeExhaustion(const std::vector<PoolSnapshot>& pools) {
 }
 
 CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& options, Clock& clock) {
-  CallResult result;
-  std::vector<const ChainStep*> steps;
+  std::vector<detail::PayloadStep> steps;
   for (const ChainStep& s : chain) {
+    if (!s.attempt) continue;
+    steps.push_back({s.pool, [&s](const KeyLease& key, int64_t deadline) {
+                       return Attempt<std::any>{s.attempt(key, deadline), {}};
+                     }});
+  }
+  std::any unused;
+  return detail::RunCall(steps, options, clock, &unused);
+}
+
+CallResult detail::RunCall(const std::vector<PayloadStep>& chain, const CallOptions& options, Clock& clock,
+                           std::any* payload) {
+  CallResult result;
+  std::vector<const PayloadStep*> steps;
+  for (const PayloadStep& s : chain) {
     if (s.pool != nullptr && s.attempt) steps.push_back(&s);
   }
   if (steps.empty()) {
@@ -340,8 +357,10 @@ CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& optio
     result.message = "no provider to call";
     return result;
   }
-  const int64_t deadline = clock.NowMs() + steps[0]->pool->policy().deadline_ms;
-  CallRun run(options, clock, deadline);
+  // Counted from the call's arrival: time spent queued behind other calls is part of it.
+  const int64_t arrived = options.arrived_ms > 0 ? options.arrived_ms : clock.NowMs();
+  const int64_t deadline = arrived + steps[0]->pool->policy().deadline_ms;
+  CallRun run(options, clock, deadline, payload);
   PoolEnd end;
   size_t used = 0;
   for (; used < steps.size(); ++used) {

@@ -3,6 +3,7 @@
 /// providers), one attempt per key, until one answers, the call is cancelled or out
 /// of time, or nothing is left. This is where every failover decision is made.
 
+#include <any>
 #include <functional>
 #include <optional>
 #include <string>
@@ -44,6 +45,9 @@ struct ChainStep {
 struct CallOptions {
   const CancelToken* cancel = nullptr;
   std::function<void(const FailoverEvent&)> on_event;  ///< may be empty
+  /// When the call arrived (Clock ms; 0: now). The deadline counts from it, so a call
+  /// that waited in a queue has that much less time.
+  int64_t arrived_ms = 0;
 };
 
 struct CallResult {
@@ -56,7 +60,7 @@ struct CallResult {
 };
 
 /// Runs one call over `chain` (chain[0] first, then its fallback providers in order).
-/// The deadline is chain[0]'s policy deadline_ms from the start of the call; no attempt
+/// The deadline is chain[0]'s policy deadline_ms from options.arrived_ms (else now); no attempt
 /// starts past it and each AttemptFn gets it as its absolute deadline. Attempts run
 /// one after another on the calling thread, with no lock held.
 ///
@@ -72,7 +76,7 @@ struct CallResult {
 CallResult RunCall(const std::vector<ChainStep>& chain, const CallOptions& options, Clock& clock);
 
 /// One attempt's outcome and, when it is kOk, what it produced (a completion, a model
-/// list): an attempt returns its payload instead of writing it into captured state.
+/// list): an attempt returns its payload with its outcome.
 template <class T>
 struct Attempt {
   AttemptOutcome outcome;
@@ -93,23 +97,36 @@ struct TypedResult {
   std::optional<T> value;
 };
 
-/// RunCall over attempts that return a payload: the failover loop is the same one; the
-/// winning attempt's value comes back in the result.
+namespace detail {
+/// A step whose payload's type the loop does not need to know.
+struct PayloadStep {
+  KeyPool* pool = nullptr;
+  std::function<Attempt<std::any>(const KeyLease& key, int64_t deadline_ms)> attempt;
+};
+/// The failover loop itself (both RunCall overloads are views of it): the payload of
+/// the attempt that answered is returned in *payload.
+CallResult RunCall(const std::vector<PayloadStep>& chain, const CallOptions& options, Clock& clock,
+                   std::any* payload);
+}  // namespace detail
+
+/// RunCall over attempts that return a payload: the same loop; the answering attempt's
+/// value comes back in the result.
 template <class T>
 TypedResult<T> RunCall(const std::vector<TypedStep<T>>& chain, const CallOptions& options, Clock& clock) {
-  TypedResult<T> out;
-  std::vector<ChainStep> steps;
+  std::vector<detail::PayloadStep> steps;
   for (const TypedStep<T>& s : chain) {
     if (!s.attempt) continue;
-    // Attempts run one after another on this thread, so the last ok value is the answer.
-    steps.push_back({s.pool, [&s, &out](const KeyLease& key, int64_t deadline) {
+    steps.push_back({s.pool, [&s](const KeyLease& key, int64_t deadline) {
                        Attempt<T> a = s.attempt(key, deadline);
-                       if (a.outcome.outcome == Outcome::kOk) out.value = std::move(a.value);
-                       return a.outcome;
+                       return Attempt<std::any>{std::move(a.outcome), std::any(std::move(a.value))};
                      }});
   }
-  out.call = RunCall(steps, options, clock);
-  if (out.call.outcome != Outcome::kOk) out.value.reset();
+  std::any payload;
+  TypedResult<T> out;
+  out.call = detail::RunCall(steps, options, clock, &payload);
+  if (out.call.outcome == Outcome::kOk) {
+    if (T* value = std::any_cast<T>(&payload)) out.value = std::move(*value);
+  }
   return out;
 }
 
