@@ -25,7 +25,8 @@ struct McpServer::Call {
   CancelToken cancel;
   bool cancelled_by_client = false;  // guarded by calls_mu_: suppresses the reply
   std::atomic<bool> done{false};     // reply built: no more notifications
-  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();  // arrival
+  std::size_t queued_bytes = 0;  // its request line, while it waits in the queue
 
   std::mutex progress_mu;  // orders this call's progress notifications on the wire
   bool progress_sent = false;
@@ -59,27 +60,27 @@ McpServer::McpServer(McpServerOptions options, const ToolRegistry& tools, Transp
     : options_(std::move(options)),
       tools_(tools),
       transport_(transport),
+      own_loop_(options_.loop == nullptr ? std::make_unique<fiber::Loop>() : nullptr),
+      loop_(options_.loop != nullptr ? *options_.loop : *own_loop_),
       log_level_(static_cast<int>(options_.initial_log_level)),
       outbox_(transport) {
-  options_.worker_threads = std::max<std::size_t>(options_.worker_threads, 1);
-  options_.max_worker_threads = std::max(options_.max_worker_threads, options_.worker_threads);
+  options_.max_concurrent_calls = std::max<std::size_t>(options_.max_concurrent_calls, 1);
   options_.tools_page_size = std::max<std::size_t>(options_.tools_page_size, 1);
 }
 
 McpServer::~McpServer() {
   Stop();
-  StopWorkers();
+  WaitForCalls();
   outbox_.Close();
+}
+
+void McpServer::WaitForCalls() {
+  std::unique_lock<std::mutex> lock(calls_mu_);
+  idle_cv_.wait(lock, [this] { return running_ == 0 && queue_.empty(); });
 }
 
 int McpServer::Run() {
   outbox_.Start();
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    for (std::size_t i = 0; i < options_.worker_threads; ++i) {
-      workers_.emplace_back([this] { WorkerLoop(); });
-    }
-  }
   std::string line;
   while (!stopping_.load()) {
     const auto status = transport_.ReadLine(line);
@@ -100,7 +101,7 @@ int McpServer::Run() {
     HandleLine(line);
   }
   spdlog::debug("input closed; waiting for calls in flight");
-  StopWorkers();  // runs every queued call to completion first
+  WaitForCalls();  // every running and queued call runs to its reply first
   outbox_.Close();  // and writes every reply before Run returns
   return 0;
 }
@@ -116,7 +117,7 @@ void McpServer::HandleLine(const std::string& line) {
   Message msg = protocol::Decode(line);
   switch (msg.kind) {
     case Message::Kind::kRequest:
-      HandleRequest(msg);
+      HandleRequest(msg, line.size());
       return;
     case Message::Kind::kNotification:
       HandleNotification(msg);
@@ -131,7 +132,7 @@ void McpServer::HandleLine(const std::string& line) {
   }
 }
 
-void McpServer::HandleRequest(const Message& msg) {
+void McpServer::HandleRequest(const Message& msg, std::size_t bytes) {
   static const std::pair<std::string_view, Method> kMethods[] = {
       {"initialize", &McpServer::OnInitialize},
       {"ping", &McpServer::OnPing},
@@ -139,7 +140,7 @@ void McpServer::HandleRequest(const Message& msg) {
       {"logging/setLevel", &McpServer::OnSetLevel},
   };
   if (msg.method == "tools/call") {
-    StartToolCall(msg);
+    StartToolCall(msg, bytes);
     return;
   }
   const auto started = std::chrono::steady_clock::now();
@@ -175,9 +176,17 @@ void McpServer::HandleNotification(const Message& msg) {
     std::lock_guard<std::mutex> lock(calls_mu_);
     const auto it = calls_.find(protocol::IdKey(*id));
     if (it == calls_.end()) return;  // already answered, or never a tool call
-    it->second->cancelled_by_client = true;
-    it->second->cancel.Cancel();
+    std::shared_ptr<Call> call = it->second;
+    call->cancelled_by_client = true;
+    call->cancel.Cancel();
     spdlog::debug("call id={} cancelled by the client", it->first);
+    // One still queued never starts: it is forgotten here, with no reply.
+    if (auto q = std::find(queue_.begin(), queue_.end(), call); q != queue_.end()) {
+      queued_bytes_ -= call->queued_bytes;
+      queue_.erase(q);
+      calls_.erase(it);
+      if (running_ == 0 && queue_.empty()) idle_cv_.notify_all();
+    }
     return;
   }
   spdlog::debug("ignored notification {}", msg.method);
@@ -227,7 +236,7 @@ McpServer::Answer McpServer::OnSetLevel(const nlohmann::json& params) {
   return {nlohmann::json::object(), std::nullopt};
 }
 
-void McpServer::StartToolCall(const Message& msg) {
+void McpServer::StartToolCall(const Message& msg, std::size_t bytes) {
   auto p = protocol::ParseCallToolParams(msg.params);
   if (!p) {
     SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidParams(p.error().message)});
@@ -251,17 +260,77 @@ void McpServer::StartToolCall(const Message& msg) {
   call->tool = tool;
   call->arguments = std::move(p->arguments);
   call->progress_token = std::move(p->progress_token);
+  enum class Start { kInline, kNow, kQueued, kBusy } start = Start::kInline;
   {
     std::lock_guard<std::mutex> lock(calls_mu_);
     if (calls_.count(call->id_key) != 0) {
       SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidRequest("a request with this id is in flight")});
       return;
     }
-    calls_.emplace(call->id_key, call);
-    // Stop() may have run between the read and here: this call must see it too.
-    if (stopping_.load()) call->cancel.Cancel();
+    if (!tool->runs_inline) {
+      if (running_ < options_.max_concurrent_calls) {
+        ++running_;
+        start = Start::kNow;
+      } else if (queue_.size() < options_.max_queued_calls && queued_bytes_ + bytes <= options_.max_queued_bytes) {
+        call->queued_bytes = bytes;
+        queued_bytes_ += bytes;
+        queue_.push_back(call);
+        start = Start::kQueued;
+      } else {
+        start = Start::kBusy;
+      }
+    }
+    if (start != Start::kBusy) {
+      calls_.emplace(call->id_key, call);
+      // Stop() may have run between the read and here: this call must see it too.
+      if (stopping_.load()) call->cancel.Cancel();
+    }
   }
-  Enqueue([this, call] { RunToolCall(call); });
+  switch (start) {
+    case Start::kInline:
+      RunToolCall(call);
+      return;
+    case Start::kNow:
+      loop_.Spawn([this, call] {
+        RunToolCall(call);
+        CallEnded();
+      });
+      return;
+    case Start::kQueued:
+      spdlog::debug("tools/call id={} queued: {} calls running (maxConcurrentCalls)", call->id_key,
+                    options_.max_concurrent_calls);
+      return;
+    case Start::kBusy: {
+      spdlog::warn("tools/call id={} refused: {} calls running and the queue is full", call->id_key,
+                   options_.max_concurrent_calls);
+      protocol::CallToolResult r{"server busy: " + std::to_string(options_.max_concurrent_calls) +
+                                     " calls are running and the queue is full (" +
+                                     std::to_string(options_.max_queued_calls) + " calls or " +
+                                     std::to_string(options_.max_queued_bytes >> 20) +
+                                     " MiB of requests); try again when some have answered",
+                                 nullptr, true};
+      SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt});
+      return;
+    }
+  }
+}
+
+void McpServer::CallEnded() {
+  // Runs on the ended call's fiber: the next queued call runs on it, in arrival order.
+  for (;;) {
+    std::shared_ptr<Call> next;
+    {
+      std::lock_guard<std::mutex> lock(calls_mu_);
+      if (queue_.empty()) {
+        if (--running_ == 0) idle_cv_.notify_all();
+        return;
+      }
+      next = std::move(queue_.front());
+      queue_.pop_front();
+      queued_bytes_ -= next->queued_bytes;
+    }
+    RunToolCall(next);
+  }
 }
 
 void McpServer::RunToolCall(const std::shared_ptr<Call>& call) {
@@ -276,6 +345,7 @@ void McpServer::RunToolCall(const std::shared_ptr<Call>& call) {
         [this, call](std::string_view level, const nlohmann::json& data) {
           SendLog(*call, level, data);
         },
+        call->started,
     };
     ToolResult result = call->tool->handler(call->arguments, ctx);
     protocol::CallToolResult r{std::move(result.text), std::move(result.structured),
@@ -360,43 +430,5 @@ void McpServer::SendReply(const nlohmann::json& id, const std::string& id_text, 
 }
 
 void McpServer::Write(std::string line) { outbox_.Send(std::move(line)); }
-
-void McpServer::Enqueue(std::function<void()> job) {
-  std::lock_guard<std::mutex> lock(pool_mu_);
-  queue_.push_back(std::move(job));
-  if (idle_workers_ < queue_.size() && workers_.size() < options_.max_worker_threads &&
-      !pool_closing_) {
-    workers_.emplace_back([this] { WorkerLoop(); });
-  }
-  pool_cv_.notify_one();
-}
-
-void McpServer::WorkerLoop() {
-  std::unique_lock<std::mutex> lock(pool_mu_);
-  for (;;) {
-    ++idle_workers_;
-    pool_cv_.wait(lock, [this] { return pool_closing_ || !queue_.empty(); });
-    --idle_workers_;
-    if (queue_.empty()) return;  // closing and drained
-    auto job = std::move(queue_.front());
-    queue_.pop_front();
-    lock.unlock();
-    job();
-    lock.lock();
-  }
-}
-
-void McpServer::StopWorkers() {
-  std::vector<std::thread> workers;
-  {
-    std::lock_guard<std::mutex> lock(pool_mu_);
-    pool_closing_ = true;
-    workers.swap(workers_);
-  }
-  pool_cv_.notify_all();
-  for (auto& t : workers) {
-    if (t.joinable()) t.join();
-  }
-}
 
 }  // namespace kpm::mcp

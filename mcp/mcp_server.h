@@ -1,7 +1,10 @@
 #pragma once
 /// McpServer: the MCP session over a line Transport (SPEC §5). Reads JSON-RPC lines,
-/// answers lifecycle and list methods inline on the reading thread, and runs tools/call
-/// on a small worker pool so a slow tool never delays ping, tools/list or another tool.
+/// answers lifecycle and list methods inline on the reading thread, and runs each
+/// tools/call on a fiber of a loop (common/fiber.h), so a slow tool never delays ping,
+/// tools/list or another tool, and a thousand calls in flight need no thread each. A
+/// tool marked runs_inline (no upstream I/O) is answered on the reading thread at once.
+/// Past max_concurrent_calls a call waits in a bounded queue; past that it is refused.
 /// Every request gets exactly one reply, built in dispatch; notifications get none.
 
 #include <atomic>
@@ -15,12 +18,12 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "common/fiber.h"
 #include "protocol/jsonrpc.h"
 #include "protocol/mcp.h"
 #include "mcp/outbox.h"
@@ -33,10 +36,14 @@ struct McpServerOptions {
   std::string name = "keypool-mcp";  ///< serverInfo.name and the notifications/message logger
   std::string version = "0.0.0";     ///< serverInfo.version
   std::string instructions;          ///< initialize's instructions; omitted when empty
-  /// Tool-call workers kept alive. When all are busy a new call starts another one,
-  /// up to max_worker_threads; past that, calls queue.
-  std::size_t worker_threads = 4;
-  std::size_t max_worker_threads = 16;
+  /// Where tool calls run; nullptr: a loop of the server's own. Must outlive the server.
+  fiber::Loop* loop = nullptr;
+  /// Tool calls running at once (SPEC §2 maxConcurrentCalls); past it a call queues.
+  std::size_t max_concurrent_calls = 256;
+  /// The queue's bounds: calls, and the bytes of their request lines. A call past
+  /// either is answered at once with an isError result saying the server is busy.
+  std::size_t max_queued_calls = 1024;
+  std::size_t max_queued_bytes = std::size_t{64} << 20;
   std::size_t tools_page_size = 50;  ///< tools per tools/list page
   /// Progress throttle: an update within this interval of the last one sent for the
   /// same call is dropped unless its message differs "in kind" (see ToolContext
@@ -74,15 +81,21 @@ class McpServer {
   using Method = Answer (McpServer::*)(const nlohmann::json& params);
 
   void HandleLine(const std::string& line);
-  void HandleRequest(const protocol::Message& msg);
+  /// `bytes`: the size of the request's line (what a queued call holds).
+  void HandleRequest(const protocol::Message& msg, std::size_t bytes);
   void HandleNotification(const protocol::Message& msg);
   Answer OnInitialize(const nlohmann::json& params);
   Answer OnPing(const nlohmann::json& params);
   Answer OnListTools(const nlohmann::json& params);
   Answer OnSetLevel(const nlohmann::json& params);
-  /// Answers -32602 / schema errors at once, else registers the call and queues it.
-  void StartToolCall(const protocol::Message& msg);
+  /// Answers -32602 / schema errors at once, else registers the call and runs it:
+  /// inline, on a fiber, or (past max_concurrent_calls) queued.
+  void StartToolCall(const protocol::Message& msg, std::size_t bytes);
   void RunToolCall(const std::shared_ptr<Call>& call);
+  /// A fiber's call has ended: start the next queued one on this fiber's slot.
+  void CallEnded();
+  /// Blocks until no call runs or waits.
+  void WaitForCalls();
   /// Sends the call's reply unless the client cancelled it; forgets the call.
   void FinishCall(const std::shared_ptr<Call>& call, const Answer& answer);
   void SendProgress(Call& call, double progress, std::optional<double> total,
@@ -92,27 +105,22 @@ class McpServer {
   void SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer);
   void Write(std::string line);
 
-  void Enqueue(std::function<void()> job);
-  void WorkerLoop();
-  void StopWorkers();
-
   McpServerOptions options_;
   const ToolRegistry& tools_;
   Transport& transport_;
+  std::unique_ptr<fiber::Loop> own_loop_;  // when options.loop is null
+  fiber::Loop& loop_;
 
   std::atomic<bool> stopping_{false};
   std::atomic<int> log_level_;
   Outbox outbox_;  // every line to the client goes through it: nobody waits for the client
 
   std::mutex calls_mu_;
-  std::unordered_map<std::string, std::shared_ptr<Call>> calls_;  // by IdKey
-
-  std::mutex pool_mu_;
-  std::condition_variable pool_cv_;
-  std::deque<std::function<void()>> queue_;
-  std::vector<std::thread> workers_;
-  std::size_t idle_workers_ = 0;
-  bool pool_closing_ = false;
+  std::condition_variable idle_cv_;  // running_ reached 0 with nothing queued
+  std::unordered_map<std::string, std::shared_ptr<Call>> calls_;  // by IdKey; guarded
+  std::size_t running_ = 0;                                       // fiber calls; guarded
+  std::deque<std::shared_ptr<Call>> queue_;                       // past the limit; guarded
+  std::size_t queued_bytes_ = 0;                                  // guarded
 };
 
 }  // namespace kpm::mcp

@@ -46,7 +46,8 @@ std::string Describe(const ConfigDocument& v) {
 
 // ---- Field names, hints ----------------------------------------------------------------
 
-constexpr std::string_view kTopFields[] = {"mcp", "providers", "default", "fallback", "logLevel", "$schema"};
+constexpr std::string_view kTopFields[] = {"mcp",      "providers",          "default", "fallback",
+                                           "logLevel", "maxConcurrentCalls", "$schema"};
 constexpr std::string_view kProviderFields[] = {
     "type",        "apiKey",    "baseUrl",       "model",  "maxTokens",          "headers",
     "strategy",    "stream",    "timeoutMs",     "firstByteTimeoutMs", "idleTimeoutMs",
@@ -306,6 +307,11 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
     auto level = GetEnum(*v, "logLevel", "log level", kLogLevels);
     if (!level) return level.error();
     config.log_level = level.value();
+  }
+  if (const ConfigDocument* v = Find(root, "maxConcurrentCalls")) {
+    auto n = GetInt(*v, "maxConcurrentCalls", 1, 65536);
+    if (!n) return n.error();
+    config.max_concurrent_calls = static_cast<size_t>(n.value());
   }
   if (const ConfigDocument* v = Find(root, "default")) {
     if (v->kind != Kind::kString) return WrongType(*v, "default", "a provider name");

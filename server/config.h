@@ -21,6 +21,7 @@ struct Config {
   std::string default_provider;                      ///< `default`, else the first listed
   std::vector<std::string> fallback;                 ///< top-level `fallback`; names exist
   std::optional<std::string> log_level;              ///< `logLevel`, already validated
+  size_t max_concurrent_calls = 256;                 ///< `maxConcurrentCalls` (SPEC §2)
   /// Problems that do not stop the server (an unset or empty key variable, a hosted
   /// provider without keys, keys over plain http:// to a host that is not loopback, a
   /// file readable by others with keys in it), each a whole line for main to log at

@@ -85,8 +85,8 @@ Tool MakeCompleteTool(App& app) {
     }
     const std::string model = args.contains("model") ? args["model"].get<std::string>() : "";
 
-    // A call's attempts run one after another on this thread (keypool::RunCall), so
-    // this state needs no lock. Progress counts answer characters and never decreases:
+    // A call's attempts run one after another (keypool::RunCall), so this state needs
+    // no lock. Progress counts answer characters and never decreases:
     // a restart on another key continues from the highest value reached.
     size_t highest = 0;
     size_t base = 0;
@@ -113,8 +113,7 @@ Tool MakeCompleteTool(App& app) {
                        }});
     }
 
-    keypool::CallOptions options;
-    options.cancel = &ctx.cancel;
+    keypool::CallOptions options = CallOptionsFor(ctx, app.clock());
     options.on_event = [&](const keypool::FailoverEvent& ev) {
       ctx.progress(static_cast<double>(highest), std::nullopt, ev.text);
       ctx.log("info", Json{{"event", "failover"}, {"provider", ev.provider}, {"message", ev.text}});

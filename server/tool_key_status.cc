@@ -1,6 +1,8 @@
 // key_status and check_keys: where the pool stands (SPEC §5).
 #include "server/tools.h"
 
+#include <chrono>
+
 #include "server/pool_view.h"
 
 namespace kpm::server {
@@ -76,6 +78,14 @@ Json ViewsToJson(const std::vector<PoolView>& views) {
   return providers_json;
 }
 
+keypool::CallOptions CallOptionsFor(const ToolContext& ctx, const keypool::Clock& clock) {
+  keypool::CallOptions options;
+  options.cancel = &ctx.cancel;
+  const auto queued = std::chrono::steady_clock::now() - ctx.arrived;
+  options.arrived_ms = clock.NowMs() - std::chrono::duration_cast<std::chrono::milliseconds>(queued).count();
+  return options;
+}
+
 ToolResult UnknownProviderResult(App& app, const std::string& name) {
   std::string names;
   for (ProviderEntry* e : app.All()) names += (names.empty() ? "" : ", ") + e->config.name;
@@ -95,6 +105,7 @@ Tool MakeKeyStatusTool(App& app) {
       "No upstream request is made.";
   t.input_schema = ProviderArgSchema();
   t.output_schema = PoolsOutputSchema();
+  t.runs_inline = true;  // a read of the pools: answered at once, however busy the server
   t.handler = [&app](const Json& args, ToolContext&) {
     std::vector<ProviderEntry*> entries;
     if (auto err = SelectProviders(app, args, &entries)) return *err;

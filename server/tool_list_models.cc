@@ -45,8 +45,7 @@ Tool MakeListModelsTool(App& app) {
           a.outcome = e->adapter->ListModels(key, actx, &a.value);
           return a;
         }};
-    keypool::CallOptions options;
-    options.cancel = &ctx.cancel;
+    keypool::CallOptions options = CallOptionsFor(ctx, app.clock());
     auto typed = keypool::RunCall(std::vector{step}, options, app.clock());
     const keypool::CallResult& result = typed.call;
     const std::vector<providers::ModelInfo> models = typed.value.value_or(std::vector<providers::ModelInfo>{});

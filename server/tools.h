@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "keypool/failover.h"
 #include "mcp/tool.h"
 #include "server/app.h"
 #include "server/pool_view.h"
@@ -27,5 +28,8 @@ std::vector<PoolView> Views(const std::vector<ProviderEntry*>& entries);
 PoolView ViewOf(const ProviderEntry& entry, keypool::PoolSnapshot snapshot);
 Json ViewsToJson(const std::vector<PoolView>& views);
 ToolResult UnknownProviderResult(App& app, const std::string& name);
+/// The call's failover options: its token, and its arrival (ctx.arrived) in `clock`'s
+/// time, from which its deadline counts (queue time included).
+keypool::CallOptions CallOptionsFor(const ToolContext& ctx, const keypool::Clock& clock);
 
 }  // namespace kpm::server

@@ -191,6 +191,7 @@ TEST_CASE("examples/full.yaml sets every field", "[unit][config]") {
   CHECK(r->log_level == "info");
   CHECK(r->default_provider == "openai");
   CHECK(r->fallback == std::vector<std::string>{"openrouter"});
+  CHECK(r->max_concurrent_calls == 128);
   const ProviderConfig& p = Provider(r.value(), "openai");
   REQUIRE(p.keys.size() == 4);
   CHECK(p.keys[1].secret == "v-OPENAI_KEY_2");
@@ -463,7 +464,10 @@ TEST_CASE("Each config mistake is one message naming file, position and field", 
       {"provider field at the top level", "c.yaml", "mcp: {openai: {}}\nmodel: x\n",
        "c.yaml:2:1: unknown field \"model\" — \"model\" is a provider field: put it under mcp.<provider>"},
       {"unknown top field without hint", "c.yaml", "mcp: {openai: {}}\nzzz: 1\n",
-       "unknown field \"zzz\" (known fields: mcp, providers, default, fallback, logLevel, $schema)"},
+       "unknown field \"zzz\" (known fields: mcp, providers, default, fallback, logLevel, maxConcurrentCalls, $schema)"},
+      {"maxConcurrentCalls zero", "c.yaml", "mcp: {openai: {}}\nmaxConcurrentCalls: 0\n", "c.yaml:2:21: maxConcurrentCalls:"},
+      {"maxConcurrentCalls not a number", "c.yaml", "mcp: {openai: {}}\nmaxConcurrentCalls: many\n",
+       "c.yaml:2:21: maxConcurrentCalls:"},
       {"bad logLevel", "c.yaml", "mcp: {openai: {}}\nlogLevel: verbose\n",
        "c.yaml:2:11: logLevel: unknown log level \"verbose\" (valid: trace, debug, info, warn, error, off)"},
       {"logLevel in capitals", "c.yaml", "mcp: {openai: {}}\nlogLevel: WARN\n", "did you mean \"warn\"?"},
