@@ -7,7 +7,7 @@
 //     401/403 auth_error, 402 quota_exhausted, 429 rate_limited, 5xx server_error,
 //     other 4xx bad_request;
 //   - every hint time is at most kMaxHintMs after now (longer ones are garbage,
-//     keypool/rate_limit_hints.h), remaining counts are >= 0;
+//     providers/rate_limit_headers.h), remaining counts are >= 0;
 //   - the message starts with the status and, for valid UTF-8 input, is valid UTF-8
 //     (Truncate cuts on a character boundary) and bounded in size;
 //   - Truncate(text, max) is a prefix of text plus "…", at most max + 3 bytes.
@@ -23,8 +23,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "keypool/rate_limit_hints.h"
 #include "providers/classify.h"
+#include "providers/rate_limit_headers.h"
 
 #include "fuzz/fuzz_check.h"
 
@@ -58,7 +58,7 @@ void CheckLimits(const kp::RateLimitInfo& info, int64_t now_ms, const char* wher
   if (info.requests_remaining) CHECK(*info.requests_remaining >= 0);
   if (info.tokens_remaining) CHECK(*info.tokens_remaining >= 0);
   for (const auto* t : {&info.retry_at_ms, &info.requests_reset_at_ms, &info.tokens_reset_at_ms}) {
-    if (*t && **t - now_ms > kp::kMaxHintMs) {
+    if (*t && **t - now_ms > pv::kMaxHintMs) {
       Fail(std::string(where) + ": a hint " + std::to_string(**t - now_ms) +
            " ms ahead, beyond kMaxHintMs (garbage must give no hint)");
     }
@@ -79,7 +79,7 @@ void CheckTruncate(std::string_view text, size_t max) {
   if (ValidUtf8(text)) CHECK(ValidUtf8(t));
 }
 
-void CheckHttpError(int status, const std::string& body, const kpm::Headers& headers, int64_t now_ms) {
+void CheckHttpError(int status, const std::string& body, const pv::Headers& headers, int64_t now_ms) {
   const kp::AttemptOutcome out = pv::ClassifyHttpError(status, body, headers, now_ms);
   CHECK(out.outcome != Outcome::kOk);
   CHECK(out.outcome != Outcome::kCancelled);
@@ -105,7 +105,7 @@ void CheckHttpError(int status, const std::string& body, const kpm::Headers& hea
   }
 }
 
-void CheckInBand(const nlohmann::json& error, int status, const kpm::Headers& headers, int64_t now_ms) {
+void CheckInBand(const nlohmann::json& error, int status, const pv::Headers& headers, int64_t now_ms) {
   const kp::AttemptOutcome out = pv::ClassifyInBandError(error, status, headers, now_ms);
   CHECK(out.outcome != Outcome::kOk);
   CHECK(out.outcome != Outcome::kCancelled);
@@ -131,7 +131,7 @@ void Run(const uint8_t* data, size_t size) {
     default: status = fdp.ConsumeIntegralInRange<int>(0, 999); break;
   }
   const int64_t now_ms = fdp.ConsumeIntegralInRange<int64_t>(1000000000000LL, 9999999999999LL);
-  kpm::Headers headers;
+  pv::Headers headers;
   const int n_headers = fdp.ConsumeIntegralInRange<int>(0, 4);
   for (int i = 0; i < n_headers; ++i) {
     const char* name = kHeaderNames[fdp.ConsumeIntegralInRange<size_t>(0, std::size(kHeaderNames) - 1)];

@@ -1,4 +1,4 @@
-// libFuzzer target: keypool/rate_limit_hints.h, the parsers of the headers in which
+// libFuzzer target: providers/rate_limit_headers.h, the parsers of the headers in which
 // upstreams say when a key may be used again. Every parse function gets the raw input
 // text; ParseRateLimitHeaders gets a header map built from the input
 // ("name: value" lines, one header per line). `now_ms` is a realistic clock reading
@@ -23,7 +23,7 @@
 #include <string>
 #include <string_view>
 
-#include "keypool/rate_limit_hints.h"
+#include "providers/rate_limit_headers.h"
 
 #include "fuzz/fuzz_check.h"
 
@@ -33,6 +33,7 @@ using kpm::fuzz::Fail;
 using kpm::fuzz::g_input;
 
 namespace kp = kpm::keypool;
+namespace pv = kpm::providers;
 
 
 
@@ -44,7 +45,7 @@ std::string Show(std::optional<int64_t> v) { return v ? std::to_string(*v) : "no
 
 void CheckDuration(std::optional<int64_t> v, const char* fn, std::string_view text) {
   if (!v) return;
-  if (*v < 0 || *v > kp::kMaxHintMs) {
+  if (*v < 0 || *v > pv::kMaxHintMs) {
     Fail(std::string(fn) + "(\"" + std::string(text.substr(0, 120)) + (text.size() > 120 ? "...\"" : "\"") + ") = " + std::to_string(*v) +
          " ms: outside [0, kMaxHintMs]");
   }
@@ -74,18 +75,18 @@ bool IsDecimalSeconds(std::string_view t) {
 }
 
 void CheckParsers(std::string_view text, int64_t now_ms) {
-  const auto go = kp::ParseGoDurationMs(text);
+  const auto go = pv::ParseGoDurationMs(text);
   CheckDuration(go, "ParseGoDurationMs", text);
-  const auto pb = kp::ParseProtobufDurationMs(text);
+  const auto pb = pv::ParseProtobufDurationMs(text);
   CheckDuration(pb, "ParseProtobufDurationMs", text);
   if (IsDecimalSeconds(text) && go != pb) {
     Fail("ParseGoDurationMs and ParseProtobufDurationMs disagree on \"" + std::string(text) + "\": " + Show(go) +
          " vs " + Show(pb));
   }
-  CheckDate(kp::ParseHttpDateMs(text), "ParseHttpDateMs");
-  CheckDate(kp::ParseRfc3339Ms(text), "ParseRfc3339Ms");
-  if (const auto ra = kp::ParseRetryAfter(text, now_ms)) {
-    if (*ra - now_ms > kp::kMaxHintMs) Fail("ParseRetryAfter beyond kMaxHintMs: " + std::to_string(*ra - now_ms));
+  CheckDate(pv::ParseHttpDateMs(text), "ParseHttpDateMs");
+  CheckDate(pv::ParseRfc3339Ms(text), "ParseRfc3339Ms");
+  if (const auto ra = pv::ParseRetryAfter(text, now_ms)) {
+    if (*ra - now_ms > pv::kMaxHintMs) Fail("ParseRetryAfter beyond kMaxHintMs: " + std::to_string(*ra - now_ms));
   }
 }
 
@@ -93,7 +94,7 @@ void CheckInfo(const kp::RateLimitInfo& info, int64_t now_ms) {
   if (info.requests_remaining) CHECK(*info.requests_remaining >= 0);
   if (info.tokens_remaining) CHECK(*info.tokens_remaining >= 0);
   for (const auto* t : {&info.retry_at_ms, &info.requests_reset_at_ms, &info.tokens_reset_at_ms}) {
-    if (*t && **t - now_ms > kp::kMaxHintMs) {
+    if (*t && **t - now_ms > pv::kMaxHintMs) {
       Fail("a time more than kMaxHintMs ahead: " + std::to_string(**t - now_ms) + " ms");
     }
   }
@@ -134,7 +135,7 @@ void Run(const uint8_t* data, size_t size) {
 
   // Each parse function on the whole text and on each line.
   CheckParsers(text, now_ms);
-  kpm::Headers headers;
+  pv::Headers headers;
   size_t start = 0;
   while (start <= text.size()) {
     size_t nl = text.find('\n', start);
@@ -156,13 +157,13 @@ void Run(const uint8_t* data, size_t size) {
     CheckParsers(value, now_ms);
     headers[name] = value;
   }
-  const kp::RateLimitInfo info = kp::ParseRateLimitHeaders(headers, now_ms);
+  const kp::RateLimitInfo info = pv::ParseRateLimitHeaders(headers, now_ms);
   CheckInfo(info, now_ms);
 
   // Case-insensitive names: only comparable when no two names fold to the same one
   // (then which value wins is a matter of map order, not of case handling).
-  kpm::Headers upper;
-  kpm::Headers folded;
+  pv::Headers upper;
+  pv::Headers folded;
   bool collision = false;
   for (const auto& [name, value] : headers) {
     std::string u = name, l = name;
@@ -170,7 +171,7 @@ void Run(const uint8_t* data, size_t size) {
     for (char& c : l) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!upper.emplace(u, value).second || !folded.emplace(l, value).second) collision = true;
   }
-  if (!collision && !SameInfo(info, kp::ParseRateLimitHeaders(upper, now_ms))) {
+  if (!collision && !SameInfo(info, pv::ParseRateLimitHeaders(upper, now_ms))) {
     Fail("upper-cased header names give a different RateLimitInfo");
   }
 }

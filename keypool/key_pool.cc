@@ -21,6 +21,14 @@ int64_t Doubled(int64_t base, int streak, int64_t cap) {
   return std::min(v, cap);
 }
 
+/// The end of an error cooldown (network, timeout, repeated 5xx): errorCooldownMs,
+/// doubled per cooldown in a row (`streak`), at most max(errorCooldownMs,
+/// rateLimitCooldownMaxMs).
+int64_t ErrorCooldownUntil(const FailoverPolicy& p, int streak, int64_t now) {
+  const int64_t cap = std::max(p.error_cooldown_ms, p.rate_limit_cooldown_max_ms);
+  return now + Doubled(p.error_cooldown_ms, std::max(streak, 1), cap);
+}
+
 bool CoolingNow(const KeyRecord& r, int64_t now) { return r.cooling && now < r.cooling_until_ms; }
 
 /// Extends the cooldown to `until` (never shortens it). True if it grew.
@@ -55,11 +63,6 @@ AttemptOutcome AbandonedOutcome() {
   out.outcome = Outcome::kServerError;
   out.message = "internal error: the attempt ended without an outcome";
   return out;
-}
-
-bool AnyLimit(const RateLimitInfo& l) {
-  return l.retry_at_ms || l.requests_remaining || l.requests_reset_at_ms || l.tokens_remaining ||
-         l.tokens_reset_at_ms;
 }
 
 /// SPEC §3: what one outcome does to the key's state (not its counters). Returns the
@@ -108,8 +111,7 @@ std::optional<int64_t> ApplyTransition(KeyRecord& r, const AttemptOutcome& o, co
     case Outcome::kNetworkError:
     case Outcome::kTimeout: {
       if (!known_cooling) ++r.error_streak;
-      int64_t cap = std::max(p.error_cooldown_ms, p.rate_limit_cooldown_max_ms);
-      int64_t until = now + Doubled(p.error_cooldown_ms, std::max(r.error_streak, 1), cap);
+      const int64_t until = ErrorCooldownUntil(p, r.error_streak, now);
       std::string what = o.outcome == Outcome::kTimeout ? "timeout" : "network error";
       // Providers' messages already start with their class ("timeout: …").
       std::string reason = message.rfind(what, 0) == 0 ? message : what + (message.empty() ? "" : ": " + message);
@@ -131,6 +133,15 @@ std::optional<int64_t> ApplyTransition(KeyRecord& r, const AttemptOutcome& o, co
 }
 
 }  // namespace
+
+std::string_view KeyStateName(KeyState s) {
+  switch (s) {
+    case KeyState::kReady: return "ready";
+    case KeyState::kCoolingDown: return "cooling_down";
+    case KeyState::kDisabled: return "disabled";
+  }
+  return "unknown";
+}
 
 KeyLease& KeyLease::operator=(KeyLease&& other) noexcept {
   if (this == &other) return *this;
@@ -248,7 +259,6 @@ KeySnapshot KeyPool::Report(KeyLease& lease, const AttemptOutcome& outcome, Faul
     if (lease.trial) r.trial_in_flight = false;
     ++r.requests;
     if (outcome.outcome == Outcome::kOk) {
-      ++r.successes;
       r.last_error.clear();
     } else if (outcome.outcome != Outcome::kCancelled) {
       ++r.failures;
@@ -260,7 +270,6 @@ KeySnapshot KeyPool::Report(KeyLease& lease, const AttemptOutcome& outcome, Faul
       r.last_status.reset();
     }
     r.last_used_ms = now;
-    if (AnyLimit(outcome.limits)) r.last_limits = outcome.limits;
     if (fault == Fault::kKey) account_until = ApplyTransition(r, outcome, policy_, now, message);
   });
   if (account_until) CoolAccount(i, *account_until, outcome.outcome);
@@ -287,8 +296,7 @@ void KeyPool::RecordServerErrorStrike(size_t index, int status) {
   store_->Update(keys_[index].store_id, [&](KeyRecord& r) {
     if (++r.server_error_strikes < kServerErrorStrikesToCool) return;
     if (!CoolingNow(r, now)) ++r.error_streak;
-    int64_t cap = std::max(policy_.error_cooldown_ms, policy_.rate_limit_cooldown_max_ms);
-    int64_t until = now + Doubled(policy_.error_cooldown_ms, std::max(r.error_streak, 1), cap);
+    const int64_t until = ErrorCooldownUntil(policy_, r.error_streak, now);
     std::string reason = "repeated server errors";
     if (status > 0) reason += " (" + std::to_string(status) + ")";
     Extend(r, until, Outcome::kServerError, reason);
@@ -371,13 +379,11 @@ KeySnapshot KeyPool::ToSnapshot(size_t index, const KeyRecord& r, int64_t now) c
     s.ready_in_ms = 0;
   }
   s.requests = r.requests;
-  s.successes = r.successes;
   s.failures = r.failures;
   s.last_status = r.last_status;
   s.last_error = r.last_error;
   s.last_used_ms = r.last_used_ms;
   s.in_flight = r.in_flight;
-  s.last_limits = r.last_limits;
   s.base_url = k.spec.base_url;
   return s;
 }

@@ -37,13 +37,11 @@ struct KeySnapshot {
   std::string reason;                   ///< why cooling/disabled; empty when ready
   std::optional<int64_t> ready_in_ms;   ///< cooling keys only
   uint64_t requests = 0;
-  uint64_t successes = 0;
   uint64_t failures = 0;
   std::optional<int> last_status;
   std::string last_error;               ///< scrubbed
   std::optional<int64_t> last_used_ms;  ///< Unix ms
   int in_flight = 0;                    ///< leases out now
-  RateLimitInfo last_limits;            ///< the last rate-limit figures a response gave (absolute times)
   Outcome cause = Outcome::kOk;         ///< the class behind a cooling/disabled state (kAuthError for config-disabled)
   std::string base_url;                 ///< the key's own endpoint; empty = the provider's
 };

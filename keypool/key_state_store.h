@@ -28,12 +28,10 @@ struct KeyRecord {
   int in_flight = 0;               ///< leases out now (trial included)
 
   uint64_t requests = 0;
-  uint64_t successes = 0;
   uint64_t failures = 0;           ///< every non-ok attempt except caller cancellations
   std::optional<int> last_status;
   std::string last_error;          ///< scrubbed
   std::optional<int64_t> last_used_ms;
-  RateLimitInfo last_limits;       ///< the last figures a response gave
 };
 
 /// Abstract so the state can move out of the process later (file store, Redis).

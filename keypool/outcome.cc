@@ -1,8 +1,5 @@
 #include "keypool/outcome.h"
 
-#include "keypool/key_pool.h"
-#include "keypool/policy.h"
-
 namespace kpm::keypool {
 
 std::string_view OutcomeName(Outcome outcome) {
@@ -17,19 +14,6 @@ std::string_view OutcomeName(Outcome outcome) {
     case Outcome::kContextTooLong: return "context_too_long";
     case Outcome::kBadRequest: return "bad_request";
     case Outcome::kCancelled: return "cancelled";
-  }
-  return "unknown";
-}
-
-std::string_view StrategyName(Strategy s) {
-  return s == Strategy::kRoundRobin ? "round-robin" : "sequential";
-}
-
-std::string_view KeyStateName(KeyState s) {
-  switch (s) {
-    case KeyState::kReady: return "ready";
-    case KeyState::kCoolingDown: return "cooling_down";
-    case KeyState::kDisabled: return "disabled";
   }
   return "unknown";
 }

@@ -2,12 +2,20 @@
 /// Per-provider failover policy: SPEC §2's `strategy`, `deadlineMs` and `failover` block.
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
+
+#include "common/name_table.h"
 
 namespace kpm::keypool {
 
 enum class Strategy { kSequential, kRoundRobin };
-std::string_view StrategyName(Strategy s);  ///< "sequential" | "round-robin"
+/// The config and key_status spelling of each Strategy, in enum order.
+inline constexpr std::string_view kStrategyNames[] = {"sequential", "round-robin"};
+/// "sequential" | "round-robin"
+inline std::string_view StrategyName(Strategy s) { return NameOf(kStrategyNames, s); }
+/// The Strategy spelled `name` (one of kStrategyNames), or nullopt.
+inline std::optional<Strategy> ParseStrategy(std::string_view name) { return FromName<Strategy>(kStrategyNames, name); }
 
 struct FailoverPolicy {
   Strategy strategy = Strategy::kSequential;

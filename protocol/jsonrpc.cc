@@ -4,6 +4,8 @@
 #include <optional>
 #include <utility>
 
+#include "common/json_depth.h"
+
 namespace kpm::protocol {
 namespace {
 
@@ -111,34 +113,10 @@ RpcError RpcError::InvalidParams(std::string_view detail) {
 }
 RpcError RpcError::InternalError() { return {kInternalError, "internal error", nullptr}; }
 
-/// Deepest nesting of arrays/objects in `text`, counted outside strings. Stops counting
-/// once past `limit`. Cheap (one pass), so it runs before the parser.
-static size_t NestingDepth(std::string_view text, size_t limit) {
-  size_t depth = 0, deepest = 0;
-  bool in_string = false, escaped = false;
-  for (char c : text) {
-    if (in_string) {
-      if (escaped) escaped = false;
-      else if (c == '\\') escaped = true;
-      else if (c == '"') in_string = false;
-      continue;
-    }
-    if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      deepest = std::max(deepest, ++depth);
-      if (deepest > limit) return deepest;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return deepest;
-}
-
 Message Decode(std::string_view line) {
   // Copying, validating or printing a deeply nested value recurses: a line nested
   // 60 000 levels deep would overflow the stack. No MCP message needs more than a few.
-  if (NestingDepth(line, kMaxNestingDepth) > kMaxNestingDepth) {
+  if (FindJsonTooDeep(line, kMaxNestingDepth)) {
     return Invalid(nullptr, RpcError::InvalidRequest("nested deeper than " + std::to_string(kMaxNestingDepth) +
                                                      " levels"));
   }

@@ -14,8 +14,6 @@ namespace {
 
 using keypool::AttemptOutcome;
 
-constexpr int kDefaultMaxTokens = 4096;  // max_tokens is required by the API
-
 class AnthropicProvider : public ProviderBase {
  public:
   using ProviderBase::ProviderBase;
@@ -49,7 +47,8 @@ Json AnthropicProvider::Body(const CompletionRequest& request, const std::string
     if (m.role == "system") continue;
     messages.push_back({{"role", m.role == "assistant" ? "assistant" : "user"}, {"content", m.content}});
   }
-  int max_tokens = MaxTokens(request).value_or(kDefaultMaxTokens);
+  // max_tokens is required by the API: a config built without the loader still sends one.
+  int max_tokens = MaxTokens(request).value_or(*DefaultMaxTokens(ProviderType::kAnthropic));
   Json body = {{"model", model}, {"max_tokens", max_tokens}, {"messages", messages}};
   if (!system.empty()) body["system"] = system;
   if (request.temperature) body["temperature"] = *request.temperature;

@@ -6,9 +6,8 @@
 #include <nlohmann/json.hpp>
 
 #include "common/strings.h"
-#include "keypool/rate_limit_hints.h"
 #include "providers/json_access.h"
-#include "providers/limits.h"
+#include "providers/rate_limit_headers.h"
 
 namespace kpm::providers {
 namespace {
@@ -41,7 +40,7 @@ keypool::RateLimitInfo Limits(Outcome outcome, const UpstreamError* e, const Hea
   if (e != nullptr) {
     for (const auto& [k, v] : e->embedded_headers) merged.emplace(k, v);
   }
-  keypool::RateLimitInfo info = LimitsFromHeaders(merged, now_ms);
+  keypool::RateLimitInfo info = ParseRateLimitHeaders(merged, now_ms);
   if (e == nullptr) return info;
   // Gemini's retryDelay is meaningless on a daily cap (PROVIDERS §4): only trust it
   // on a per-minute limit.
@@ -49,7 +48,7 @@ keypool::RateLimitInfo Limits(Outcome outcome, const UpstreamError* e, const Hea
   // A number from the body: bound it before converting (1e300 would be undefined
   // behaviour; anything past the hint ceiling is garbage, as for headers).
   if (e->availability_retry_after_s && *e->availability_retry_after_s >= 0 &&
-      *e->availability_retry_after_s * 1000 <= static_cast<double>(keypool::kMaxHintMs)) {
+      *e->availability_retry_after_s * 1000 <= static_cast<double>(kMaxHintMs)) {
     ExtendRetryAt(info, now_ms + static_cast<int64_t>(*e->availability_retry_after_s * 1000));
   }
   return info;
@@ -91,7 +90,7 @@ UpstreamError ParseErrorObject(const Json& error) {
             }
           }
         } else if (EndsWith(at, "google.rpc.RetryInfo")) {
-          e.retry_delay_ms = keypool::ParseProtobufDurationMs(JsonString(d, "retryDelay"));
+          e.retry_delay_ms = ParseProtobufDurationMs(JsonString(d, "retryDelay"));
         }
       }
     }

@@ -12,7 +12,6 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "common/headers.h"
 #include "common/strings.h"
 #include "keypool/outcome.h"
 #include "providers/http_client.h"

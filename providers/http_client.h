@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -14,10 +15,19 @@
 
 #include "common/cancel.h"
 #include "common/fiber.h"
-#include "common/headers.h"
 #include "providers/caps.h"
 
 namespace kpm::providers {
+
+/// HTTP response headers as the adapters see them: names lower-cased, one value per
+/// name (a repeated header keeps its last value).
+using Headers = std::map<std::string, std::string>;
+
+/// SPEC §2's timeout defaults (timeoutMs, firstByteTimeoutMs, idleTimeoutMs), stated
+/// once: ProviderConfig starts from them and so does a bare HttpRequest.
+inline constexpr int64_t kDefaultTimeoutMs = 60000;
+inline constexpr int64_t kDefaultFirstByteTimeoutMs = 30000;
+inline constexpr int64_t kDefaultIdleTimeoutMs = 20000;
 
 struct HttpRequest {
   std::string method = "POST";
@@ -25,9 +35,9 @@ struct HttpRequest {
   std::vector<std::pair<std::string, std::string>> headers;
   std::string body;
   int64_t connect_timeout_ms = 10000;
-  int64_t first_byte_timeout_ms = 30000;  ///< request sent -> response headers
-  int64_t idle_timeout_ms = 20000;        ///< longest silence between body bytes
-  int64_t total_timeout_ms = 60000;       ///< whole exchange
+  int64_t first_byte_timeout_ms = kDefaultFirstByteTimeoutMs;  ///< request sent -> response headers
+  int64_t idle_timeout_ms = kDefaultIdleTimeoutMs;             ///< longest silence between body bytes
+  int64_t total_timeout_ms = kDefaultTimeoutMs;                ///< whole exchange
   const CancelToken* cancel = nullptr;    ///< abort promptly (<= 50 ms) when set
   /// The most bytes collected into HttpResult::body: a 2xx body read whole (no body
   /// callback) up to this, a non-2xx body up to min(this, kMaxErrorBodyBytes). Past

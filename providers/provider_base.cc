@@ -5,7 +5,7 @@
 #include "common/strings.h"
 #include "providers/caps.h"
 #include "providers/classify.h"
-#include "providers/limits.h"
+#include "providers/rate_limit_headers.h"
 
 namespace kpm::providers {
 namespace {
@@ -208,7 +208,7 @@ keypool::AttemptOutcome ProviderBase::Judge(const HttpResult& result, const Stre
   if (!state.inband_error.is_null()) {
     return ClassifyInBandError(state.inband_error, result.status, result.headers, now);
   }
-  out.limits = LimitsFromHeaders(result.headers, now);
+  out.limits = ParseRateLimitHeaders(result.headers, now);
   if (!state.over_cap.empty()) {
     out.outcome = keypool::Outcome::kServerError;
     out.message = std::to_string(result.status) + " with " + state.over_cap;

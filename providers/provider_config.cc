@@ -1,24 +1,13 @@
 #include "providers/provider_config.h"
 
+#include "common/name_table.h"
+
 namespace kpm::providers {
 
-std::string_view ProviderTypeName(ProviderType t) {
-  switch (t) {
-    case ProviderType::kOpenAI: return "openai";
-    case ProviderType::kOpenRouter: return "openrouter";
-    case ProviderType::kAnthropic: return "anthropic";
-    case ProviderType::kGemini: return "gemini";
-    case ProviderType::kOpenAICompatible: return "openai-compatible";
-  }
-  return "unknown";
-}
+std::string_view ProviderTypeName(ProviderType t) { return NameOf(kProviderTypeNames, t); }
 
 std::optional<ProviderType> ParseProviderType(std::string_view name) {
-  for (ProviderType t : {ProviderType::kOpenAI, ProviderType::kOpenRouter, ProviderType::kAnthropic,
-                         ProviderType::kGemini, ProviderType::kOpenAICompatible}) {
-    if (ProviderTypeName(t) == name) return t;
-  }
-  return std::nullopt;
+  return FromName<ProviderType>(kProviderTypeNames, name);
 }
 
 std::string DefaultBaseUrl(ProviderType t) {
@@ -41,6 +30,11 @@ std::string DefaultModel(ProviderType t) {
     case ProviderType::kOpenAICompatible: return "";
   }
   return "";
+}
+
+std::optional<int> DefaultMaxTokens(ProviderType t) {
+  if (t == ProviderType::kAnthropic) return 4096;
+  return std::nullopt;
 }
 
 }  // namespace kpm::providers

@@ -11,13 +11,19 @@
 
 #include "keypool/key_pool.h"
 #include "keypool/policy.h"
+#include "providers/http_client.h"
 
 namespace kpm::providers {
 
 enum class ProviderType { kOpenAI, kOpenRouter, kAnthropic, kGemini, kOpenAICompatible };
 
+/// The config spelling of each ProviderType (`type:`, or a provider named after its
+/// type), in enum order.
+inline constexpr std::string_view kProviderTypeNames[] = {"openai", "openrouter", "anthropic", "gemini",
+                                                          "openai-compatible"};
 /// "openai", "openrouter", "anthropic", "gemini", "openai-compatible".
 std::string_view ProviderTypeName(ProviderType t);
+/// The ProviderType spelled `name` (one of kProviderTypeNames), or nullopt.
 std::optional<ProviderType> ParseProviderType(std::string_view name);
 /// Default baseUrl per known type; empty for openai-compatible (it must be given).
 std::string DefaultBaseUrl(ProviderType t);
@@ -25,6 +31,9 @@ std::string DefaultBaseUrl(ProviderType t);
 /// alias where the provider offers one. Empty for openai-compatible, whose server is
 /// asked (GET /models) instead.
 std::string DefaultModel(ProviderType t);
+/// The max_tokens sent when neither the call nor the config gives one: 4096 for
+/// anthropic (its API requires the field), nullopt (the field is left out) otherwise.
+std::optional<int> DefaultMaxTokens(ProviderType t);
 
 struct ProviderConfig {
   std::string name;
@@ -32,12 +41,12 @@ struct ProviderConfig {
   std::string base_url;                      ///< no trailing slash
   std::vector<keypool::KeySpec> keys;        ///< empty: no auth header is sent
   std::string model;                         ///< empty: none configured
-  std::optional<int> max_tokens;             ///< anthropic defaults to 4096 in the loader
+  std::optional<int> max_tokens;             ///< the loader starts from DefaultMaxTokens(type)
   std::map<std::string, std::string> headers;
   bool stream = true;
-  int64_t timeout_ms = 60000;
-  int64_t first_byte_timeout_ms = 30000;
-  int64_t idle_timeout_ms = 20000;
+  int64_t timeout_ms = kDefaultTimeoutMs;
+  int64_t first_byte_timeout_ms = kDefaultFirstByteTimeoutMs;
+  int64_t idle_timeout_ms = kDefaultIdleTimeoutMs;
   bool health_check = false;
   std::optional<std::vector<std::string>> fallback;  ///< nullopt: the top-level value
   keypool::FailoverPolicy failover;                  ///< includes strategy and deadline

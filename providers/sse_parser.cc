@@ -59,10 +59,7 @@ bool SseParser::Line(std::string_view line, const EventCallback& on_event) {
     if (!dispatch) return true;
     return on_event(event);
   }
-  if (line.front() == ':') {
-    ++comments_;
-    return true;
-  }
+  if (line.front() == ':') return true;  // a comment (e.g. OpenRouter's ": OPENROUTER PROCESSING")
   std::string_view field = line;
   std::string_view value;
   size_t colon = line.find(':');

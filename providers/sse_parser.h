@@ -46,12 +46,6 @@ class SseParser {
   /// cap at the same line, after the same events.
   const std::string& overflow() const { return overflow_; }
 
-  /// Comment lines seen so far (e.g. OpenRouter's ": OPENROUTER PROCESSING").
-  size_t comments() const { return comments_; }
-  /// True when some bytes of an unfinished event are buffered (a stream that ends
-  /// here was cut mid-event).
-  bool has_partial_event() const { return !line_.empty() || has_data_ || !event_.event.empty(); }
-
  private:
   /// Handles one complete line; returns false if the callback asked to stop.
   bool Line(std::string_view line, const EventCallback& on_event);
@@ -64,7 +58,6 @@ class SseParser {
   bool skip_lf_ = false;     // the last byte was '\r': a following '\n' belongs to it
   bool has_data_ = false;    // the current event has had a data: line
   SseEvent event_;           // the event being built
-  size_t comments_ = 0;
 };
 
 }  // namespace kpm::providers

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -20,6 +21,7 @@
 #include "providers/base_url.h"
 #include "server/config_document.h"
 #include "server/config_hints.h"
+#include "server/logging.h"
 
 namespace kpm::server {
 namespace {
@@ -52,13 +54,36 @@ constexpr std::string_view kProviderFields[] = {
     "type",        "apiKey",    "baseUrl",       "model",  "maxTokens",          "headers",
     "strategy",    "stream",    "timeoutMs",     "firstByteTimeoutMs", "idleTimeoutMs",
     "deadlineMs",  "healthCheck", "fallback",    "failover"};
-constexpr std::string_view kFailoverFields[] = {
-    "rateLimitCooldownMs", "rateLimitCooldownMaxMs", "quotaCooldownMs", "errorCooldownMs",
-    "serverErrorRetries",  "backoffMs",              "maxWaitMs",       "maxInFlight"};
+
+constexpr int64_t kMaxMs = 365LL * 24 * 3600 * 1000;  // one year: beyond it is a typo
+
+/// One field of the `failover` block: its name, its bounds and the FailoverPolicy
+/// member it sets (a millisecond or a count member: exactly one is set).
+struct FailoverField {
+  std::string_view name;
+  int64_t min;
+  int64_t max;
+  int64_t keypool::FailoverPolicy::*ms;
+  int keypool::FailoverPolicy::*count;
+};
+constexpr FailoverField kFailoverTable[] = {
+    {"rateLimitCooldownMs", 1, kMaxMs, &keypool::FailoverPolicy::rate_limit_cooldown_ms, nullptr},
+    {"rateLimitCooldownMaxMs", 1, kMaxMs, &keypool::FailoverPolicy::rate_limit_cooldown_max_ms, nullptr},
+    {"quotaCooldownMs", 0, kMaxMs, &keypool::FailoverPolicy::quota_cooldown_ms, nullptr},
+    {"errorCooldownMs", 0, kMaxMs, &keypool::FailoverPolicy::error_cooldown_ms, nullptr},
+    {"serverErrorRetries", 0, 100, nullptr, &keypool::FailoverPolicy::server_error_retries},
+    {"backoffMs", 0, kMaxMs, &keypool::FailoverPolicy::backoff_ms, nullptr},
+    {"maxWaitMs", 0, kMaxMs, &keypool::FailoverPolicy::max_wait_ms, nullptr},
+    {"maxInFlight", 1, 100000, nullptr, &keypool::FailoverPolicy::max_in_flight},
+};
+/// The names of kFailoverTable, for the unknown-field checks and hints.
+constexpr auto kFailoverFields = [] {
+  std::array<std::string_view, std::size(kFailoverTable)> names{};
+  for (size_t i = 0; i < names.size(); ++i) names[i] = kFailoverTable[i].name;
+  return names;
+}();
 constexpr std::string_view kKeyFields[] = {"key", "name", "account", "baseUrl"};
-constexpr std::string_view kLogLevels[] = {"trace", "debug", "info", "warn", "error", "off"};
-constexpr std::string_view kStrategies[] = {"sequential", "round-robin"};
-constexpr std::string_view kTypes[] = {"openai", "openrouter", "anthropic", "gemini", "openai-compatible"};
+constexpr Names kTypes = providers::kProviderTypeNames;
 
 /// `unknown` quoted for a message: as written when it is a typo of a known name (within
 /// two edits: no key is that close to a field name or type word), else through
@@ -265,8 +290,6 @@ Result<std::string> Loader::GetLabel(const ConfigDocument& v, const std::string&
   return s;
 }
 
-constexpr int64_t kMaxMs = 365LL * 24 * 3600 * 1000;  // one year: beyond it is a typo
-
 Result<Config> Loader::Load(const ConfigDocument& root) {
   if (root.kind == Kind::kNull) return Fail(root, "", "the file is empty");
   if (root.kind != Kind::kMap) return WrongType(root, "", "a map at the top level");
@@ -304,7 +327,7 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
   }
 
   if (const ConfigDocument* v = Find(root, "logLevel")) {
-    auto level = GetEnum(*v, "logLevel", "log level", kLogLevels);
+    auto level = GetEnum(*v, "logLevel", "log level", kLogLevelNames);
     if (!level) return level.error();
     config.log_level = level.value();
   }
@@ -379,7 +402,6 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
   } else {
     return Fail(name_mark, path, "missing \"type\" (one of " + JoinNames(kTypes) + ")");
   }
-  const std::string type_name(providers::ProviderTypeName(pc.type));
 
   pc.base_url = providers::DefaultBaseUrl(pc.type);
   if (const ConfigDocument* v = Find(map, "baseUrl")) {
@@ -403,7 +425,7 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
     if (!model) return model.error();
     pc.model = model.value();
   }
-  if (pc.type == ProviderType::kAnthropic) pc.max_tokens = 4096;
+  pc.max_tokens = providers::DefaultMaxTokens(pc.type);
   if (const ConfigDocument* v = Find(map, "maxTokens")) {
     auto n = GetInt(*v, Child(path, "maxTokens"), 1, INT_MAX);
     if (!n) return n.error();
@@ -413,9 +435,9 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
     if (auto s = LoadHeaders(pc, *v, Child(path, "headers")); !s) return s.error();
   }
   if (const ConfigDocument* v = Find(map, "strategy")) {
-    auto s = GetEnum(*v, Child(path, "strategy"), "strategy", kStrategies);
+    auto s = GetEnum(*v, Child(path, "strategy"), "strategy", keypool::kStrategyNames);
     if (!s) return s.error();
-    pc.failover.strategy = s.value() == "round-robin" ? keypool::Strategy::kRoundRobin : keypool::Strategy::kSequential;
+    pc.failover.strategy = *keypool::ParseStrategy(s.value());
   }
   for (auto [field, target] : {std::pair{"stream", &pc.stream}, std::pair{"healthCheck", &pc.health_check}}) {
     if (const ConfigDocument* v = Find(map, field)) {
@@ -637,30 +659,13 @@ Status Loader::LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocumen
     return "";
   };
   if (auto s = CheckFields(v, path, kFailoverFields, hint); !s) return s.error();
-  struct Field {
-    const char* name;
-    int64_t min;
-    int64_t max;
-    int64_t* target64;
-    int* target32;
-  };
-  const Field fields[] = {
-      {"rateLimitCooldownMs", 1, kMaxMs, &policy.rate_limit_cooldown_ms, nullptr},
-      {"rateLimitCooldownMaxMs", 1, kMaxMs, &policy.rate_limit_cooldown_max_ms, nullptr},
-      {"quotaCooldownMs", 0, kMaxMs, &policy.quota_cooldown_ms, nullptr},
-      {"errorCooldownMs", 0, kMaxMs, &policy.error_cooldown_ms, nullptr},
-      {"serverErrorRetries", 0, 100, nullptr, &policy.server_error_retries},
-      {"backoffMs", 0, kMaxMs, &policy.backoff_ms, nullptr},
-      {"maxWaitMs", 0, kMaxMs, &policy.max_wait_ms, nullptr},
-      {"maxInFlight", 1, 100000, nullptr, &policy.max_in_flight},
-  };
-  for (const Field& f : fields) {
+  for (const FailoverField& f : kFailoverTable) {
     const ConfigDocument* field = Find(v, f.name);
     if (!field) continue;
     auto n = GetInt(*field, Child(path, f.name), f.min, f.max);
     if (!n) return n.error();
-    if (f.target64) *f.target64 = n.value();
-    if (f.target32) *f.target32 = static_cast<int>(n.value());
+    if (f.ms) policy.*f.ms = n.value();
+    if (f.count) policy.*f.count = static_cast<int>(n.value());
   }
   if (policy.rate_limit_cooldown_max_ms < policy.rate_limit_cooldown_ms) {
     const ConfigDocument* max = Find(v, "rateLimitCooldownMaxMs");

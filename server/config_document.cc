@@ -13,6 +13,8 @@
 #include <sstream>
 #include <unordered_map>
 
+#include "common/json_depth.h"
+
 namespace kpm::server {
 namespace {
 
@@ -125,7 +127,7 @@ Result<ConfigDocument> FromYaml(const YAML::Node& node, std::string_view file, c
 }
 
 /// Only for JSON that yaml-cpp cannot read: the same tree without positions.
-/// `JsonTooDeep` has already refused deep text; the depth check here keeps this
+/// `FindJsonTooDeep` has already refused deep text; the depth check here keeps this
 /// recursion bounded on its own.
 Result<ConfigDocument> FromJson(const nlohmann::ordered_json& j, std::string_view file, const std::string& path,
                                 int depth) {
@@ -190,32 +192,6 @@ ConfigMark MarkFromOffset(std::string_view text, size_t byte) {
   }
   m.column = static_cast<int>(offset - line_start) + 1;
   return m;
-}
-
-/// The 1-based byte offset of the first `[` or `{` (outside strings) that opens a
-/// container nested more than kMaxDepth deep, or nullopt. Run before nlohmann and
-/// yaml-cpp see the text: nlohmann parses iteratively but copying its tree recurses,
-/// and so do yaml-cpp (up to its own, far higher, limit) and FromYaml/FromJson.
-std::optional<size_t> JsonTooDeep(std::string_view text) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;  // skip the escaped character, which may be a quote
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxDepth) return i + 1;
-    } else if ((c == ']' || c == '}') && depth > 0) {
-      --depth;
-    }
-  }
-  return std::nullopt;
 }
 
 /// Sees only where each document starts; see CheckOneYamlDocument.
@@ -310,8 +286,9 @@ Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view fil
   }
   std::optional<nlohmann::ordered_json> parsed_json;
   if (json) {
-    if (auto at = JsonTooDeep(text)) {
-      return ConfigError(file, MarkFromOffset(text, *at), "",
+    // nlohmann parses iteratively but copying its tree recurses, and so does FromJson.
+    if (auto at = FindJsonTooDeep(text, kMaxDepth)) {
+      return ConfigError(file, MarkFromOffset(text, *at + 1), "",
                          "nested more than " + std::to_string(kMaxDepth) + " levels deep");
     }
     try {

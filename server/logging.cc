@@ -1,6 +1,7 @@
 #include "server/logging.h"
 
 #include <cstdio>
+#include <iterator>
 #include <mutex>
 
 #include <spdlog/sinks/base_sink.h>
@@ -48,13 +49,15 @@ void InstallStderrLogger() {
 void SetLogScrubber(std::shared_ptr<const Scrubber> scrubber) { Sink()->SetScrubber(std::move(scrubber)); }
 
 std::optional<spdlog::level::level_enum> ParseLogLevel(std::string_view name) {
-  if (name == "trace") return spdlog::level::trace;
-  if (name == "debug") return spdlog::level::debug;
-  if (name == "info") return spdlog::level::info;
-  if (name == "warn" || name == "warning") return spdlog::level::warn;
-  if (name == "error") return spdlog::level::err;
+  static constexpr spdlog::level::level_enum kLevels[] = {spdlog::level::trace, spdlog::level::debug,
+                                                          spdlog::level::info,  spdlog::level::warn,
+                                                          spdlog::level::err,   spdlog::level::off};
+  static_assert(std::size(kLevels) == std::size(kLogLevelNames));
+  for (size_t i = 0; i < std::size(kLevels); ++i) {
+    if (name == kLogLevelNames[i]) return kLevels[i];
+  }
+  if (name == "warning") return spdlog::level::warn;
   if (name == "critical") return spdlog::level::critical;
-  if (name == "off") return spdlog::level::off;
   return std::nullopt;
 }
 

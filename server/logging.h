@@ -17,7 +17,9 @@ namespace kpm::server {
 void InstallStderrLogger();
 /// Scrub every later log line with `scrubber` (set once the config's keys are known).
 void SetLogScrubber(std::shared_ptr<const Scrubber> scrubber);
-/// trace, debug, info, warn, error, off (also "warning", "critical").
+/// The log levels a config's `logLevel` and `--log-level` take, least severe first.
+inline constexpr std::string_view kLogLevelNames[] = {"trace", "debug", "info", "warn", "error", "off"};
+/// One of kLogLevelNames (also "warning", "critical") as spdlog's level, or nullopt.
 std::optional<spdlog::level::level_enum> ParseLogLevel(std::string_view name);
 
 }  // namespace kpm::server

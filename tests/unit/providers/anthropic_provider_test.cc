@@ -109,11 +109,11 @@ TEST_CASE("Anthropic: errors in and out of the stream", "[unit][providers]") {
   SECTION("429 with retry-after and RFC 3339 resets") {
     f.http.Script(Answer(429, R"({"type":"error","error":{"type":"rate_limit_error","message":"limit"}})",
                          {{"retry-after", "7"}, {"anthropic-ratelimit-tokens-remaining", "0"},
-                          {"anthropic-ratelimit-tokens-reset", "2027-01-15T08:00:30Z"}}));
+                          {"anthropic-ratelimit-tokens-reset", "2023-11-14T22:13:50Z"}}));
     auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
     CHECK(out.outcome == Outcome::kRateLimited);
-    CHECK(*out.limits.retry_at_ms == f.clock.now_ms + 7000);
-    CHECK(*out.limits.tokens_reset_at_ms == f.clock.now_ms + 30000);
+    CHECK(*out.limits.retry_at_ms == f.clock.NowMs() + 7000);
+    CHECK(*out.limits.tokens_reset_at_ms == f.clock.NowMs() + 30000);
   }
 }
 

@@ -6,15 +6,15 @@
 /// at the request's cap with kTooLarge as the real client cuts them.
 
 #include <algorithm>
-#include <cctype>
 #include <deque>
 #include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include "keypool/clock.h"
+#include "common/strings.h"
 #include "providers/http_client.h"
+#include "tests/support/fake_clock.h"
 
 namespace kpm::providers::testing {
 
@@ -105,11 +105,7 @@ class FakeHttpClient : public HttpClient {
   /// The header `name` (case-insensitive) of request `i`, or "<absent>".
   std::string Header(size_t i, const std::string& name) const {
     for (const auto& [k, v] : requests.at(i).headers) {
-      if (k.size() == name.size() && std::equal(k.begin(), k.end(), name.begin(), [](char x, char y) {
-            return std::tolower(static_cast<unsigned char>(x)) == std::tolower(static_cast<unsigned char>(y));
-          })) {
-        return v;
-      }
+      if (EqualsIgnoreCase(k, name)) return v;
     }
     return "<absent>";
   }
@@ -121,15 +117,7 @@ class FakeHttpClient : public HttpClient {
   std::deque<FakeAnswer> answers_;
 };
 
-/// A clock that moves only when told.
-class FakeClock : public keypool::Clock {
- public:
-  int64_t NowMs() const override { return now_ms; }
-  bool SleepFor(int64_t ms, const CancelToken*) override {
-    now_ms += ms;
-    return true;
-  }
-  int64_t now_ms = 1'800'000'000'000;
-};
+/// The adapter tests use the keypool suite's clock (tests/support/fake_clock.h).
+using kpm::testing::FakeClock;
 
 }  // namespace kpm::providers::testing

@@ -86,7 +86,7 @@ TEST_CASE("Gemini: stream completeness and in-band errors", "[unit][providers]")
     f.http.Script(Answer(429, R"({"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED","details":[{"@type":"type.googleapis.com/google.rpc.QuotaFailure","violations":[{"quotaMetric":"m","quotaId":"GenerateRequestsPerMinutePerProjectPerModel-FreeTier"}]},{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"35s"}]}})"));
     auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
     CHECK(out.outcome == Outcome::kRateLimited);
-    CHECK(*out.limits.retry_at_ms == f.clock.now_ms + 35000);
+    CHECK(*out.limits.retry_at_ms == f.clock.NowMs() + 35000);
   }
   SECTION("400 API_KEY_INVALID in a one-element array") {
     f.http.Script(Answer(400, R"([{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}])"));

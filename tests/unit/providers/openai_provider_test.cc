@@ -39,7 +39,7 @@ TEST_CASE("OpenAI: request shape and a streamed answer", "[unit][providers]") {
   CHECK(c.output_tokens == 2);
   CHECK(progress == std::vector<size_t>{5, 11});
   CHECK(*out.limits.requests_remaining == 99);
-  CHECK(*out.limits.requests_reset_at_ms == f.clock.now_ms + 1000);
+  CHECK(*out.limits.requests_reset_at_ms == f.clock.NowMs() + 1000);
 
   REQUIRE(f.http.requests.size() == 1);
   const HttpRequest& req = f.http.requests[0];
@@ -224,7 +224,7 @@ TEST_CASE("OpenAI: HTTP errors, transport failures, deadline and missing model",
     auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
     CHECK(out.outcome == Outcome::kRateLimited);
     CHECK(out.status == 429);
-    CHECK(*out.limits.retry_at_ms == f.clock.now_ms + 20000);
+    CHECK(*out.limits.retry_at_ms == f.clock.NowMs() + 20000);
   }
   SECTION("429 insufficient_quota") {
     f.http.Script(Answer(429, R"({"error":{"message":"quota","type":"insufficient_quota","code":"insufficient_quota"}})"));
@@ -255,7 +255,7 @@ TEST_CASE("OpenAI: HTTP errors, transport failures, deadline and missing model",
   SECTION("timeouts are bounded by the deadline") {
     f.http.Script(Stream(kOpenAIStream));
     AttemptContext ctx = f.Ctx();
-    ctx.deadline_ms = f.clock.now_ms + 15000;
+    ctx.deadline_ms = f.clock.NowMs() + 15000;
     (void)p->Complete(Key("k"), Hello(), ctx, &c);
     const HttpRequest& req = f.http.requests[0];
     CHECK(req.total_timeout_ms == 15000);
@@ -272,7 +272,7 @@ TEST_CASE("OpenAI: HTTP errors, transport failures, deadline and missing model",
   }
   SECTION("a passed deadline sends nothing") {
     AttemptContext ctx = f.Ctx();
-    ctx.deadline_ms = f.clock.now_ms - 1;
+    ctx.deadline_ms = f.clock.NowMs() - 1;
     CHECK(p->Complete(Key("k"), Hello(), ctx, &c).outcome == Outcome::kTimeout);
     CHECK(f.http.requests.empty());
   }

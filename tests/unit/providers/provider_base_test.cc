@@ -422,7 +422,7 @@ TEST_CASE("a body read whole is capped and a cut one is reported as cut, not mal
     f.http.Script(Answer(429, std::string(3 * kMiB, 'x'), {{"retry-after", "7"}}));
     auto out = p->Complete(Key("k"), Hello(), f.Ctx(), &c);
     CHECK(out.outcome == Outcome::kRateLimited);
-    CHECK(*out.limits.retry_at_ms == f.clock.now_ms + 7000);
+    CHECK(*out.limits.retry_at_ms == f.clock.NowMs() + 7000);
   }
 }
 

@@ -65,7 +65,7 @@ struct Fixture {
   std::unique_ptr<Provider> Make(const ProviderConfig& c) { return MakeProvider(c, http, clock); }
   AttemptContext Ctx(std::vector<size_t>* progress = nullptr) {
     AttemptContext ctx;
-    ctx.deadline_ms = clock.now_ms + 120000;
+    ctx.deadline_ms = clock.NowMs() + 120000;
     if (progress != nullptr) ctx.on_text = [progress](size_t n) { progress->push_back(n); };
     return ctx;
   }

@@ -1,17 +1,16 @@
-#include "keypool/rate_limit_hints.h"
+#include "providers/rate_limit_headers.h"
 
 #include <array>
-#include <cctype>
+#include <charconv>
 #include <string>
+#include <system_error>
 
-namespace kpm::keypool {
+#include "common/strings.h"
+
+namespace kpm::providers {
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return s;
-}
+using keypool::RateLimitInfo;
 
 bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
@@ -60,21 +59,14 @@ std::optional<int64_t> ParseSecondsMs(std::string_view text) {
   return ms;
 }
 
+/// A whole decimal integer (optional '-'), nothing else but surrounding space.
 std::optional<int64_t> ParseInt(std::string_view text) {
   text = Trim(text);
-  if (text.empty() || text.size() > 18) return std::nullopt;
-  bool neg = false;
-  if (text.front() == '-') {
-    neg = true;
-    text.remove_prefix(1);
-    if (text.empty()) return std::nullopt;
-  }
   int64_t v = 0;
-  for (char c : text) {
-    if (!IsDigit(c)) return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return neg ? -v : v;
+  const char* end = text.data() + text.size();
+  auto [ptr, ec] = std::from_chars(text.data(), end, v);
+  if (ec != std::errc() || ptr != end) return std::nullopt;
+  return v;
 }
 
 /// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
@@ -273,11 +265,7 @@ std::optional<int64_t> ParseRetryAfter(std::string_view value, int64_t now_ms) {
 
 RateLimitInfo ParseRateLimitHeaders(const Headers& headers, int64_t now_ms) {
   Headers lower;
-  for (const auto& [name, value] : headers) {
-    std::string n = name;
-    for (char& c : n) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-    lower[n] = value;
-  }
+  for (const auto& [name, value] : headers) lower[AsciiLower(name)] = value;
   auto get = [&lower](const char* name) -> std::optional<std::string_view> {
     auto it = lower.find(name);
     if (it == lower.end()) return std::nullopt;
@@ -356,4 +344,8 @@ RateLimitInfo ParseRateLimitHeaders(const Headers& headers, int64_t now_ms) {
   return info;
 }
 
-}  // namespace kpm::keypool
+void ExtendRetryAt(RateLimitInfo& info, int64_t at_ms) {
+  if (!info.retry_at_ms || *info.retry_at_ms < at_ms) info.retry_at_ms = at_ms;
+}
+
+}  // namespace kpm::providers

@@ -1,16 +1,17 @@
 #pragma once
-/// Rate-limit hints: pure parsers for the headers and body fields in which providers
-/// say when a key may be used again (PROVIDERS.md). Garbage in gives "no hint"
-/// (nullopt or an empty field), never a crash. No clock: the caller passes `now_ms`.
+/// Vendor rate-limit headers: pure parsers for the headers and body fields in which
+/// providers say when a key may be used again (PROVIDERS.md), turned into the
+/// keypool's RateLimitInfo. Garbage in gives "no hint" (nullopt or an empty field),
+/// never a crash. No clock: the caller passes `now_ms`.
 
 #include <cstdint>
 #include <optional>
 #include <string_view>
 
-#include "common/headers.h"
 #include "keypool/outcome.h"
+#include "providers/http_client.h"
 
-namespace kpm::keypool {
+namespace kpm::providers {
 
 /// Hints further out than this are treated as garbage (a week, in ms).
 inline constexpr int64_t kMaxHintMs = 7LL * 24 * 3600 * 1000;
@@ -38,7 +39,11 @@ std::optional<int64_t> ParseRetryAfter(std::string_view value, int64_t now_ms);
 /// {requests,tokens}; Anthropic anthropic-ratelimit-{requests,tokens,input-tokens,
 /// output-tokens}-{remaining,reset} (the token figure is the tightest of the three);
 /// OpenRouter x-ratelimit-remaining / x-ratelimit-reset (epoch ms). Header names are
-/// matched case-insensitively.
-RateLimitInfo ParseRateLimitHeaders(const Headers& headers, int64_t now_ms);
+/// matched case-insensitively. Empty when there are none.
+keypool::RateLimitInfo ParseRateLimitHeaders(const Headers& headers, int64_t now_ms);
 
-}  // namespace kpm::keypool
+/// Sets `info.retry_at_ms` to `at_ms` unless it already names a later time
+/// (hints only ever push the retry time out).
+void ExtendRetryAt(keypool::RateLimitInfo& info, int64_t at_ms);
+
+}  // namespace kpm::providers

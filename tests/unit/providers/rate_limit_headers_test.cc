@@ -1,4 +1,4 @@
-#include "keypool/rate_limit_hints.h"
+#include "providers/rate_limit_headers.h"
 
 #include <catch2/catch.hpp>
 
@@ -6,12 +6,12 @@
 #include <string>
 #include <vector>
 
-namespace kpm::keypool {
+namespace kpm::providers {
 namespace {
 
 constexpr int64_t kNow = 1700000000000;  // 2023-11-14T22:13:20Z
 
-TEST_CASE("Go-style reset durations parse to milliseconds", "[unit][keypool][hints]") {
+TEST_CASE("Go-style reset durations parse to milliseconds", "[unit][providers][hints]") {
   struct Row {
     std::string text;
     std::optional<int64_t> want;
@@ -32,7 +32,7 @@ TEST_CASE("Go-style reset durations parse to milliseconds", "[unit][keypool][hin
   }
 }
 
-TEST_CASE("Protobuf durations from Gemini RetryInfo parse", "[unit][keypool][hints]") {
+TEST_CASE("Protobuf durations from Gemini RetryInfo parse", "[unit][providers][hints]") {
   CHECK(ParseProtobufDurationMs("35s") == 35000);
   CHECK(ParseProtobufDurationMs("0.2s") == 200);
   CHECK(ParseProtobufDurationMs("38.2s") == 38200);
@@ -43,7 +43,7 @@ TEST_CASE("Protobuf durations from Gemini RetryInfo parse", "[unit][keypool][hin
   CHECK(ParseProtobufDurationMs("") == std::nullopt);
 }
 
-TEST_CASE("HTTP dates and RFC 3339 timestamps parse to Unix ms", "[unit][keypool][hints]") {
+TEST_CASE("HTTP dates and RFC 3339 timestamps parse to Unix ms", "[unit][providers][hints]") {
   CHECK(ParseHttpDateMs("Sun, 06 Nov 1994 08:49:37 GMT") == 784111777000);
   CHECK(ParseHttpDateMs("Sunday, 06-Nov-94 08:49:37 GMT") == 784111777000);
   CHECK(ParseHttpDateMs("Sun Nov  6 08:49:37 1994") == 784111777000);
@@ -63,7 +63,7 @@ TEST_CASE("HTTP dates and RFC 3339 timestamps parse to Unix ms", "[unit][keypool
   CHECK(ParseRfc3339Ms("2023-11-14T22:13:50.Z") == std::nullopt);
 }
 
-TEST_CASE("Retry-After takes delta seconds, fractions or an HTTP date", "[unit][keypool][hints]") {
+TEST_CASE("Retry-After takes delta seconds, fractions or an HTTP date", "[unit][providers][hints]") {
   CHECK(ParseRetryAfter("20", kNow) == kNow + 20000);
   CHECK(ParseRetryAfter("1.5", kNow) == kNow + 1500);
   CHECK(ParseRetryAfter("Tue, 14 Nov 2023 22:13:40 GMT", kNow) == kNow + 20000);
@@ -72,7 +72,7 @@ TEST_CASE("Retry-After takes delta seconds, fractions or an HTTP date", "[unit][
   CHECK(ParseRetryAfter("Fri, 01 Jan 2100 00:00:00 GMT", kNow) == std::nullopt);  // absurdly far
 }
 
-TEST_CASE("Rate-limit headers of each provider become one RateLimitInfo", "[unit][keypool][hints]") {
+TEST_CASE("Rate-limit headers of each provider become one RateLimitInfo", "[unit][providers][hints]") {
   SECTION("retry-after-ms wins over retry-after") {
     auto info = ParseRateLimitHeaders({{"retry-after-ms", "1500.5"}, {"retry-after", "20"}}, kNow);
     CHECK(info.retry_at_ms == kNow + 1501);
@@ -142,6 +142,7 @@ TEST_CASE("Rate-limit headers of each provider become one RateLimitInfo", "[unit
       CHECK_FALSE(info.requests_reset_at_ms);
       CHECK_FALSE(info.tokens_reset_at_ms);
       CHECK_FALSE(info.tokens_remaining);
+      CHECK_FALSE(info.requests_remaining);
     }
   }
   SECTION("no headers, no hint") {
@@ -151,5 +152,15 @@ TEST_CASE("Rate-limit headers of each provider become one RateLimitInfo", "[unit
   }
 }
 
+TEST_CASE("A retry hint only ever pushes the retry time out", "[unit][providers][hints]") {
+  keypool::RateLimitInfo info;
+  ExtendRetryAt(info, kNow + 5000);
+  CHECK(info.retry_at_ms == kNow + 5000);
+  ExtendRetryAt(info, kNow + 1000);
+  CHECK(info.retry_at_ms == kNow + 5000);
+  ExtendRetryAt(info, kNow + 9000);
+  CHECK(info.retry_at_ms == kNow + 9000);
+}
+
 }  // namespace
-}  // namespace kpm::keypool
+}  // namespace kpm::providers
