@@ -23,8 +23,9 @@ std::string Last4(std::string_view key) {
 
 // --- MockProcess -------------------------------------------------------------------
 
-MockProcess::MockProcess(const std::string& mock_binary) {
-  auto spawned = StdioProcess::Spawn({{mock_binary, "--exit-on-stdin-eof"}, {}, {}});
+MockProcess::MockProcess(const std::string& mock_binary, int threads) {
+  auto spawned =
+      StdioProcess::Spawn({{mock_binary, "--exit-on-stdin-eof", "--threads", std::to_string(threads)}, {}, {}});
   if (!spawned.has_value()) FAIL("cannot start mock-upstream: " << spawned.error().message);
   process_ = std::move(spawned).value();
   auto line = process_->ReadLine(kReadTimeout);

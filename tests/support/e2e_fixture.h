@@ -65,7 +65,8 @@ std::string Last4(std::string_view key);
 /// ends it. Steps are the language of docs/mock-upstream.md §3.
 class MockProcess {
  public:
-  explicit MockProcess(const std::string& mock_binary);
+  /// `threads`: requests the mock serves at once (--threads; each slow one holds one).
+  explicit MockProcess(const std::string& mock_binary, int threads = 32);
   ~MockProcess();
   MockProcess(const MockProcess&) = delete;
   MockProcess& operator=(const MockProcess&) = delete;

@@ -415,13 +415,14 @@ MockUpstream::MockUpstream() : impl_(std::make_unique<Impl>()) {}
 
 MockUpstream::~MockUpstream() { Stop(); }
 
-int MockUpstream::Start(int port) {
+int MockUpstream::Start(int port, int threads) {
   Impl& m = *impl_;
   if (m.started) return 0;
   std::signal(SIGPIPE, SIG_IGN);
   // Hanging and slow requests each hold a worker: more than the default 8, so a test
   // with a few hangs still gets its other requests served.
-  m.server.new_task_queue = [] { return new httplib::ThreadPool(32); };
+  const size_t workers = static_cast<size_t>(std::max(threads, 1));
+  m.server.new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
   m.server.set_keep_alive_max_count(100);
   // Debian's compiled httplib leaves Nagle on and writes headers and body apart:
   // without this every reused-connection request waits ~40 ms for a delayed ACK.

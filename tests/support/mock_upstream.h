@@ -51,8 +51,9 @@ class MockUpstream {
   /// Binds 127.0.0.1 (`port` 0 = an ephemeral port), serves on a background thread and
   /// returns once it accepts requests. Returns the bound port, or 0 when binding failed
   /// (or Start was already called). Ignores SIGPIPE process-wide (writes to peers that
-  /// left must not kill a test binary).
-  int Start(int port = 0);
+  /// left must not kill a test binary). `threads`: requests served at once (each delay,
+  /// slow stream or hang holds one); a test with many concurrent slow calls raises it.
+  int Start(int port = 0, int threads = 32);
   /// Stops serving; idempotent. Delays, slow streams and hangs end at once.
   void Stop();
 

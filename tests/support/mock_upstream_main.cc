@@ -1,7 +1,7 @@
 // mock-upstream: the scripted mock upstream as a program, for the demo and the
 // end-to-end tests (docs/mock-upstream.md).
 //
-//   mock-upstream [--port N] [--script FILE.json] [--exit-on-stdin-eof]
+//   mock-upstream [--port N] [--threads N] [--script FILE.json] [--exit-on-stdin-eof]
 //
 // Prints exactly one line {"port": N} to stdout once it accepts requests, then logs one
 // line per request to stderr (key fingerprints only). Exits 0 on SIGTERM/SIGINT, or on
@@ -29,8 +29,9 @@ using kpm::testing::MockUpstream;
 using kpm::testing::ParseMockStepJson;
 
 constexpr const char* kUsage =
-    "usage: mock-upstream [--port N] [--script FILE.json] [--exit-on-stdin-eof]\n"
+    "usage: mock-upstream [--port N] [--threads N] [--script FILE.json] [--exit-on-stdin-eof]\n"
     "  --port N             listen on 127.0.0.1:N (default: an ephemeral port)\n"
+    "  --threads N          requests served at once (default 32; each slow one holds one)\n"
     "  --script FILE.json   {\"KEY\": [steps…] | \"default step\", …} loaded at start\n"
     "  --exit-on-stdin-eof  exit when stdin closes (so a parent's death ends the mock)\n"
     "Prints {\"port\": N} on stdout once listening. Steps: docs/mock-upstream.md.\n";
@@ -39,6 +40,7 @@ struct Options {
   int port = 0;
   std::string script;
   bool exit_on_stdin_eof = false;
+  int threads = 32;
 };
 
 /// Returns false (after printing why) when the arguments are not usable.
@@ -69,6 +71,16 @@ bool ParseArgs(int argc, char** argv, Options* opts) {
       const char* v = value("--script");
       if (!v) return false;
       opts->script = v;
+    } else if (arg == "--threads") {
+      const char* v = value("--threads");
+      if (!v) return false;
+      char* end = nullptr;
+      long n = std::strtol(v, &end, 10);
+      if (*v == '\0' || *end != '\0' || n < 1 || n > 4096) {
+        std::fprintf(stderr, "mock-upstream: bad --threads '%s' (1..4096)\n", v);
+        return false;
+      }
+      opts->threads = static_cast<int>(n);
     } else if (arg == "--exit-on-stdin-eof") {
       opts->exit_on_stdin_eof = true;
     } else {
@@ -145,7 +157,7 @@ int main(int argc, char** argv) {
                        (r.status ? std::to_string(r.status) : std::string("no answer")) + "\n";
     std::fputs(line.c_str(), stderr);  // one write per line: lines from threads don't mix
   });
-  int port = mock.Start(opts.port);
+  int port = mock.Start(opts.port, opts.threads);
   if (port == 0) {
     std::fprintf(stderr, "mock-upstream: cannot listen on 127.0.0.1:%d\n", opts.port);
     return 1;
