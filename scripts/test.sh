@@ -54,9 +54,9 @@ echo "== Release build of every target (-O3 -Werror with this compiler; no test 
 cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DKPM_BUILD_BENCH=ON >/dev/null
 cmake --build build-release -j "$JOBS"
 
-echo "== keypool suite under ThreadSanitizer"
-cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread \
-  "-DKPM_TEST_DIRS=unit/keypool" -DKPM_TEST_LIBS=kpm_keypool >/dev/null
-cmake --build build-tsan -j "$JOBS" --target kpm_tests
-TSAN_OPTIONS="halt_on_error=1" build-tsan/tests/kpm_tests "[keypool]"
+echo "== every test again under ThreadSanitizer (server binary and fibers included)"
+cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread >/dev/null
+cmake --build build-tsan -j "$JOBS"
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+   ctest --output-on-failure -j "$JOBS" --timeout 300)
 echo "== all tests passed"

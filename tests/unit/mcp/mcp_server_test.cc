@@ -561,5 +561,103 @@ TEST_CASE("Stop cancels calls in flight, answers them and ends Run", "[unit][mcp
   CHECK((*r)["result"]["content"][0]["text"] == "stopped");
 }
 
+TEST_CASE("past maxConcurrentCalls a call waits its turn and past the queue it is refused", "[unit][mcp]") {
+  McpServerOptions options;
+  options.max_concurrent_calls = 1;
+  options.max_queued_calls = 1;
+  Harness h(options);
+  Gate release;
+  Gate started;
+  std::atomic<int> runs{0};
+  h.Add(MakeTool("block", [&](const Json&, ToolContext&) {
+    ++runs;
+    started.Open();
+    release.Wait();
+    return ToolResult{"done", nullptr, false};
+  }));
+  h.Add(MakeTool("quick", [&](const Json&, ToolContext&) {
+    ++runs;
+    return ToolResult{"quick", nullptr, false};
+  }));
+  h.Start();
+  auto& c = h.client();
+  REQUIRE(c.Request("first", "tools/call", {{"name", "block"}}));
+  REQUIRE(started.Wait());
+  REQUIRE(c.Request("queued", "tools/call", {{"name", "quick"}}));
+  // The queue holds one: this one is answered at once, and says why.
+  Json busy = h.Call("refused", "tools/call", {{"name", "quick"}});
+  CHECK(busy["result"]["isError"] == true);
+  CHECK_THAT(busy["result"]["content"][0]["text"].get<std::string>(), Catch::Contains("server busy"));
+  CHECK(c.ReplyCount("queued") == 0);  // waiting behind "first", not running
+  CHECK(runs == 1);
+  release.Open();
+  auto first = c.WaitForReply("first");
+  auto queued = c.WaitForReply("queued");
+  REQUIRE(first.has_value());
+  REQUIRE(queued.has_value());
+  CHECK((*queued)["result"]["content"][0]["text"] == "quick");
+  CHECK(runs == 2);
+  CHECK(h.Finish() == 0);
+}
+
+TEST_CASE("a queued call the client cancels never starts and gets no reply", "[unit][mcp]") {
+  McpServerOptions options;
+  options.max_concurrent_calls = 1;
+  Harness h(options);
+  Gate release;
+  Gate started;
+  std::atomic<int> quick_runs{0};
+  h.Add(MakeTool("block", [&](const Json&, ToolContext&) {
+    started.Open();
+    release.Wait();
+    return ToolResult{"done", nullptr, false};
+  }));
+  h.Add(MakeTool("quick", [&](const Json&, ToolContext&) {
+    ++quick_runs;
+    return ToolResult{"quick", nullptr, false};
+  }));
+  h.Start();
+  auto& c = h.client();
+  REQUIRE(c.Request("first", "tools/call", {{"name", "block"}}));
+  REQUIRE(started.Wait());
+  REQUIRE(c.Request("queued", "tools/call", {{"name", "quick"}}));
+  c.Notify("notifications/cancelled", {{"requestId", "queued"}});
+  CHECK(h.Call("p", "ping").contains("result"));  // the cancellation has been read
+  release.Open();
+  REQUIRE(c.WaitForReply("first").has_value());
+  // After the slot is free, the next call runs; the cancelled one did not.
+  CHECK(h.Call("after", "tools/call", {{"name", "quick"}})["result"]["content"][0]["text"] == "quick");
+  CHECK(quick_runs == 1);
+  CHECK(c.ReplyCount("queued") == 0);
+  CHECK(h.Finish() == 0);
+}
+
+TEST_CASE("an inline tool is answered while every call slot is busy", "[unit][mcp]") {
+  McpServerOptions options;
+  options.max_concurrent_calls = 2;
+  Harness h(options);
+  Gate release;
+  std::atomic<int> started{0};
+  h.Add(MakeTool("block", [&](const Json&, ToolContext&) {
+    ++started;
+    release.Wait();
+    return ToolResult{"done", nullptr, false};
+  }));
+  Tool status = MakeTool("status", [](const Json&, ToolContext&) { return ToolResult{"fine", nullptr, false}; });
+  status.runs_inline = true;
+  h.Add(std::move(status));
+  h.Start();
+  auto& c = h.client();
+  for (int i = 0; i < 4; ++i) REQUIRE(c.Request(i, "tools/call", {{"name", "block"}}));
+  for (int i = 0; i < 500 && started < 2; ++i) std::this_thread::sleep_for(10ms);
+  REQUIRE(started == 2);
+  Json r = h.Call("s", "tools/call", {{"name", "status"}});
+  CHECK(r["result"]["content"][0]["text"] == "fine");
+  for (int i = 0; i < 4; ++i) CHECK(c.ReplyCount(i) == 0);
+  release.Open();
+  for (int i = 0; i < 4; ++i) CHECK(c.WaitForReply(i).has_value());
+  CHECK(h.Finish() == 0);
+}
+
 }  // namespace
 }  // namespace kpm::mcp
