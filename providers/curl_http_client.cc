@@ -253,11 +253,14 @@ class CurlHttpClient : public HttpClient, public fiber::Poller {
   CURLSH* share_ = nullptr;
   std::vector<Transfer*> active_;  // added to multi_, in the order they started
   std::vector<CURL*> idle_;        // reset handles for the next transfers
+  bool ended_ = false;             // a transfer ended in this Poll
 };
 
 void CurlHttpClient::Poll(int64_t timeout_ms) {
+  ended_ = false;
   Perform();
-  if (timeout_ms != 0) {
+  // A transfer that just ended has a fiber to run: do not sleep before running it.
+  if (timeout_ms != 0 && !ended_) {
     int64_t wait = timeout_ms < 0 ? kIdleWakeMs : timeout_ms;
     long curl_wait = -1;
     curl_multi_timeout(multi_, &curl_wait);
@@ -301,6 +304,7 @@ void CurlHttpClient::End(Transfer* t, CURLcode code) {
   if (t->finished) return;
   t->finished = true;
   t->code = code;
+  ended_ = true;
   loop_.Resume(t->fiber);
 }
 
