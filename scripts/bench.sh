@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Builds the benchmarks (Release) and runs them: bench_keypool (micro, in process) and
-# bench_e2e (keypool-mcp against mock-upstream over loopback). See docs/benchmarks.md.
+# Builds the benchmarks (Release) and runs them: bench_keypool (micro, in process),
+# bench_e2e (keypool-mcp against mock-upstream over loopback) and bench_concurrency (the
+# issue 9 goals, each with PASS/MISS). See docs/benchmarks.md.
 #
 #   scripts/bench.sh [--quick] [--no-build] [--jobs N] [--build-dir DIR]
 #
-# --quick: 10x fewer micro iterations and N=50 end-to-end calls (a smoke run, ~1 min).
+# --quick: 10x fewer micro iterations, N=50 end-to-end calls, 10k instead of 100k calls for
+# the RSS goal (a smoke run, ~1 min).
 # The build directory defaults to $KPM_BENCH_BUILD_DIR, else build-bench/ in the repo.
 set -euo pipefail
 
@@ -20,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --no-build) do_build=0; shift ;;
     --jobs) jobs="$2"; shift 2 ;;
     --build-dir) build="$2"; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -32,17 +34,20 @@ if [[ $do_build -eq 1 ]]; then
     cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release \
       -DKPM_BUILD_BENCH=ON -DKPM_BUILD_TESTS=OFF >/dev/null
   fi
-  cmake --build "$build" -j"$jobs" --target bench_keypool bench_e2e
+  cmake --build "$build" -j"$jobs" --target bench_keypool bench_e2e bench_concurrency
 fi
 
 bench_keypool="$(find "$build" -name bench_keypool -type f -perm -u+x | head -1)"
 bench_e2e="$(find "$build" -name bench_e2e -type f -perm -u+x | head -1)"
-[[ -x "$bench_keypool" && -x "$bench_e2e" ]] || { echo "bench.sh: binaries not found under $build" >&2; exit 1; }
+bench_concurrency="$(find "$build" -name bench_concurrency -type f -perm -u+x | head -1)"
+[[ -x "$bench_keypool" && -x "$bench_e2e" && -x "$bench_concurrency" ]] || { echo "bench.sh: binaries not found under $build" >&2; exit 1; }
 
 echo "# $(date -u +%FT%TZ)  $(uname -srm)  $(nproc) cpus  git $(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')"
 echo "# load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 "$bench_keypool" "${quick[@]}"
 echo
 "$bench_e2e" "${e2e_args[@]}"
+echo
+"$bench_concurrency" "${quick[@]}"
 echo
 echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
