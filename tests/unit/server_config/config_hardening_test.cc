@@ -61,8 +61,13 @@ TEST_CASE("A YAML alias bomb is refused at once with a config error", "[unit][co
   const auto took = std::chrono::steady_clock::now() - start;
   CHECK_THAT(message, Catch::StartsWith("c.yaml:"));
   CHECK_THAT(message, Catch::Contains("expands to more than 100000 values"));
-  // Generous: the unbounded expansion took seconds and then ran out of memory.
+  // Generous: the unbounded expansion took seconds and then ran out of memory. A
+  // sanitizer build multiplies the time, so the bound holds for optimised builds only.
+#ifndef KPM_UNOPTIMISED_BUILD
   CHECK(took < std::chrono::seconds(5));
+#else
+  (void)took;
+#endif
 
   SECTION("aliases within reason still load") {
     Config c = Load("mcp:\n  openai: &shared {apiKey: [a, b], timeoutMs: 5000, failover: &f {backoffMs: 1}}\n"
