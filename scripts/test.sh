@@ -57,6 +57,6 @@ cmake --build build-release -j "$JOBS"
 echo "== every test again under ThreadSanitizer (server binary and fibers included)"
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DKPM_SANITIZE=thread >/dev/null
 cmake --build build-tsan -j "$JOBS"
-(cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1" \
+(cd build-tsan && TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/../tests/tsan.supp" \
    ctest --output-on-failure -j "$JOBS" --timeout 300)
 echo "== all tests passed"

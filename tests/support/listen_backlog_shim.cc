@@ -1,4 +1,5 @@
-// Linked into bench_mock_upstream only: raises every listen() backlog to SOMAXCONN.
+// Linked into the mock-upstream programs (tests and bench): raises every listen()
+// backlog to SOMAXCONN.
 //
 // Debian's cpp-httplib 0.11.4 is a compiled library whose Server::listen() calls
 // ::listen(fd, CPPHTTPLIB_LISTEN_BACKLOG = 5); defining the macro in our code cannot change
