@@ -80,14 +80,14 @@ const Json& ResultOf(const Json& reply) {
 
 /// Provider-level YAML: `deadline_ms` for the whole call, a 1 ms backoff, plus `more`.
 std::string ProviderExtra(int deadline_ms, const std::string& more = "") {
-  return "    deadlineMs: " + std::to_string(deadline_ms) + "\n" + more +
+  return std::string("    deadlineMs: ").append(std::to_string(deadline_ms)) + "\n" + more +
          "    failover:\n"
          "      backoffMs: 1\n";
 }
 
 /// "Threads:" of /proc/<pid>/status, or -1 when it cannot be read.
 int ThreadsOf(int pid) {
-  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::ifstream status(std::string("/proc/").append(std::to_string(pid)) + "/status");
   for (std::string line; std::getline(status, line);) {
     if (line.rfind("Threads:", 0) == 0) return std::atoi(line.c_str() + 8);
   }
@@ -150,7 +150,7 @@ TEST_CASE("64 concurrent completions on one connection are each answered exactly
   std::set<int64_t> wanted;
   for (int i = 0; i < kCalls; ++i) {
     ids.push_back(SendCall(session, "complete",
-                           {{"prompt", "question " + std::string(4 * static_cast<size_t>(i), 'x')},
+                           {{"prompt", std::string("question ").append(4 * static_cast<size_t>(i), 'x')},
                             {"model", ModelOf(i)}}));
     wanted.insert(ids.back());
   }
@@ -205,7 +205,7 @@ TEST_CASE("key_status is answered at once while 64 slow completions are in fligh
   McpSession& session = server.session();
 
   std::set<int64_t> calls;
-  for (int i = 0; i < kCalls; ++i) calls.insert(SendCall(session, "complete", {{"prompt", "slow " + std::to_string(i)}}));
+  for (int i = 0; i < kCalls; ++i) calls.insert(SendCall(session, "complete", {{"prompt", std::string("slow ").append(std::to_string(i))}}));
   // All 64 are upstream at once, each waiting on its own transfer.
   REQUIRE(mock.WaitForRequests(kCalls, kLongRead));
 
@@ -244,7 +244,7 @@ TEST_CASE("a client that stops reading stdout for 3 s while a stream is in fligh
   // 100 words 50 ms apart: a 5 s stream, well inside idleTimeoutMs between chunks.
   std::string answer;
   for (int i = 0; i < 100; ++i) answer += (i ? " w" : "w") + std::to_string(i);
-  mock.Script(kCanary1, {"slow:50:" + answer, "ok:second answer"});
+  mock.Script(kCanary1, {std::string("slow:50:").append(answer), "ok:second answer"});
   E2eServer server(KeypoolBinary(),
                    ConfigYaml({MockProvider(mock, "openai", "openai", "gpt-mock", {kCanary1},
                                             ProviderExtra(30000, "    idleTimeoutMs: 1000\n"))}));
@@ -270,7 +270,7 @@ TEST_CASE("a client that stops reading stdout for 3 s while a stream is in fligh
   // progress: the server's stdout is full and its writer blocked for the whole stall.
   const auto stall_start = Clock::now();
   for (int i = 0; i < kPings; ++i) {
-    REQUIRE(session.SendRaw(R"({"jsonrpc":"2.0","id":)" + std::to_string(10000 + i) + R"(,"method":"ping"})"));
+    REQUIRE(session.SendRaw(std::string(R"({"jsonrpc":"2.0","id":)").append(std::to_string(10000 + i)) + R"(,"method":"ping"})"));
   }
   int unread = -1;
   int still = 0;
@@ -414,7 +414,7 @@ TEST_CASE("check_keys checks 400 keys with at most 16 threads in the server", "[
   auto keys = KeysByLabel(result["structuredContent"]);
   CHECK(keys.size() == kManyKeys);
   for (int i = 1; i <= kManyKeys; ++i) {
-    const std::string label = "many#" + std::to_string(i);
+    const std::string label = std::string("many#").append(std::to_string(i));
     INFO(label);
     REQUIRE(keys.count(label) == 1);
     CHECK(keys[label]["state"] == "ready");
@@ -448,7 +448,7 @@ TEST_CASE("the --check flag with 400 keys exits 0 and reports every key", "[e2e]
     if (line.size() >= 4 && line.compare(line.size() - 4, 4, ": ok") == 0) ok_labels.insert(line.substr(5, space - 5));
   }
   CHECK(ok_labels.size() == kManyKeys);
-  for (int i = 1; i <= kManyKeys; ++i) CHECK(ok_labels.count("many#" + std::to_string(i)) == 1);
+  for (int i = 1; i <= kManyKeys; ++i) CHECK(ok_labels.count(std::string("many#").append(std::to_string(i))) == 1);
   CheckEveryKeyCheckedOnce(mock);
 }
 

@@ -92,7 +92,7 @@ class HoldServer {
   }
 
   std::string Url(const std::string& tag) const {
-    return "http://127.0.0.1:" + std::to_string(port_) + "/hold?tag=" + tag;
+    return std::string("http://127.0.0.1:").append(std::to_string(port_)) + "/hold?tag=" + tag;
   }
   int accepted() const { return accepted_.load(); }
   int peak() {
@@ -168,8 +168,8 @@ TEST_CASE("Two transfers at once on one loop reuse the two kept-alive connection
     REQUIRE(server.accepted() == 2);
     for (int round = 0; round < 5; ++round) {
       INFO("round " << round);
-      const std::string a = "r" + std::to_string(round) + "-a";
-      const std::string b = "r" + std::to_string(round) + "-b";
+      const std::string a = std::string("r").append(std::to_string(round)) + "-a";
+      const std::string b = std::string("r").append(std::to_string(round)) + "-b";
       CheckAnswered(SendAllOnFibers(loop, *http, {HoldRequest(server, a), HoldRequest(server, b)}), {a, b});
       CHECK(server.accepted() == 2);
     }
@@ -187,7 +187,7 @@ TEST_CASE("Two transfers at once on one loop reuse the two kept-alive connection
     REQUIRE(server.accepted() == 2);
     for (int round = 0; round < 5; ++round) {
       INFO("round " << round);
-      send_pair("r" + std::to_string(round) + "-a", "r" + std::to_string(round) + "-b");
+      send_pair(std::string("r").append(std::to_string(round)) + "-a", std::string("r").append(std::to_string(round)) + "-b");
       CHECK(server.accepted() == 2);
     }
   }
@@ -208,7 +208,7 @@ TEST_CASE("64 transfers at once on fibers of one loop all complete with their ow
   std::vector<HttpRequest> reqs;
   std::vector<std::string> tags;
   for (int i = 0; i < kTransfers; ++i) {
-    tags.push_back("t" + std::to_string(i));
+    tags.push_back(std::string("t").append(std::to_string(i)));
     reqs.push_back(HoldRequest(server, tags.back()));
   }
   CheckAnswered(SendAllOnFibers(loop, *http, reqs), tags);
