@@ -21,11 +21,12 @@ check_includes protocol 'keypool/|providers/|mcp/|server/|curl/|yaml-cpp/|httpli
 check_includes keypool  'providers/|mcp/|server/|protocol/|nlohmann/|curl/|yaml-cpp/|httplib' "knows no HTTP, JSON or YAML"
 check_includes providers 'mcp/|server/|protocol/|yaml-cpp/|httplib' "must not reach up into mcp/, server/ or protocol/"
 check_includes mcp      'keypool/|providers/|server/|curl/|yaml-cpp/|httplib' "is a generic MCP server: no keys, no providers, no app"
+check_includes state    'providers/|mcp/|server/|protocol/|curl/|yaml-cpp/|httplib' "stores key state: no HTTP, no providers, no app"
 check_includes server   'curl/|httplib' "reaches HTTP through providers/ only"
 if grep -rlE '#include <curl/' providers | grep -vE 'providers/(curl_http_client|base_url)\.cc$'; then
   echo "architecture check failed: libcurl belongs in providers/curl_http_client.cc and base_url.cc only" >&2; exit 1
 fi
-if grep -rnE 'std::cout|printf\(|puts\(' server mcp protocol providers keypool common \
+if grep -rnE 'std::cout|printf\(|puts\(' server mcp protocol providers keypool state common \
      | grep -v 'mcp/stdio_transport.cc' | grep -v 'server/main.cc' | grep -v snprintf; then
   echo "stdout check failed: only mcp/stdio_transport.cc (and main's --check/--help) may write to stdout" >&2; exit 1
 fi
