@@ -3,6 +3,7 @@
 /// disabled), the pick order and the outcome -> state transitions of SPEC §3.
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -24,6 +25,8 @@ struct KeySpec {
   std::string account;          ///< keys of one account cool together; empty = own account
   std::string disabled_reason;  ///< non-empty: disabled from the start (e.g. unset $VAR)
   std::string base_url;         ///< the key's own endpoint; empty = the provider's baseUrl
+  std::string host;             ///< the host of the endpoint it is sent to, for `status`
+  KeyLimits limits;             ///< the key's `limits`, else its provider's
 };
 
 enum class KeyState { kReady, kCoolingDown, kDisabled };
@@ -78,6 +81,7 @@ class KeyLease {
   std::string fingerprint;
   std::string base_url;     ///< the key's own endpoint; empty = the provider's baseUrl
   bool trial = false;       ///< half-open trial after a cooldown
+  int64_t leased_at_ms = 0; ///< when Acquire() handed it out: a success counts from then
   std::string Display() const { return label + " " + fingerprint; }
   /// True while the lease still has to be reported to its pool.
   bool outstanding() const { return pool_ != nullptr; }
@@ -94,6 +98,17 @@ enum class Fault { kKey, kEndpoint };
 
 /// "41s", "2m 5s", "1h 0m": a wait as a person reads it (rounded up to whole seconds).
 std::string FormatDurationMs(int64_t ms);
+
+/// What `r` shows at `now` (state, reason, ready-in, counters; no label or
+/// fingerprint): the one reading of a record, for pools and for `status`. `me`: the
+/// store owner reading it (its own holds count until released); "" for an outsider.
+KeySnapshot SnapshotOf(const KeyRecord& r, const KeyLimits& limits, int64_t now, const std::string& me = "");
+
+/// `status --reset`: the manual "I fixed it" switch. Ends the key's cooldown and its
+/// disabled state (and streaks, trial, limit windows) as of `now`; counters stay.
+/// A cause seen before `now` by a process that did not know of the reset cannot
+/// bring the state back (reset_at_ms).
+void ResetRecord(KeyRecord& r, int64_t now);
 
 /// The keys of one provider and their state. Implements SPEC §3's outcome -> key
 /// transitions (extend-only cooldowns, exponential 429 cooldown, account-wide cooling,
@@ -116,8 +131,11 @@ class KeyPool {
   size_t size() const { return keys_.size(); }
   Clock& clock() const { return clock_; }
 
+  ~KeyPool();
+
   /// The index a call starts its walk at: 0 for sequential; for round-robin a
-  /// rotating start, advanced once per call.
+  /// rotating start, advanced once per call; for sticky this process's key (chosen
+  /// on first use: the ready key the fewest processes stick to, then the least used).
   size_t NextStart();
 
   /// Leases the first usable key at or after `start` in configured order (wrapping),
@@ -149,13 +167,17 @@ class KeyPool {
   std::optional<int64_t> NextAvailableMs() const;
 
   /// A lease for a health check: does not count as in flight and needs no Report().
+  /// Its leased_at_ms is now: pass it back to ApplyHealthCheck.
   KeyLease LeaseForCheck(size_t index) const;
 
   /// Applies a health check's result. A pass makes an auth_error-disabled key ready
-  /// and a quota-cooled key ready only if `credit_known_positive`. A failure applies
-  /// the outcome's transition, except that network errors, timeouts and 5xx change
-  /// nothing. Keys disabled by configuration (unset $VAR) are never changed.
-  void ApplyHealthCheck(size_t index, const AttemptOutcome& outcome, bool credit_known_positive);
+  /// and a quota-cooled key ready only if `credit_known_positive`, and only when the
+  /// check started (`started_ms`) after the state's cause: a slow pass never revives
+  /// a key another process disabled meanwhile. A failure applies the outcome's
+  /// transition, except that network errors, timeouts and 5xx change nothing. Keys
+  /// disabled by configuration (unset $VAR) are never changed.
+  void ApplyHealthCheck(size_t index, const AttemptOutcome& outcome, bool credit_known_positive,
+                        int64_t started_ms);
 
   /// Where the pool stands now; active_key is the key the next call would try first.
   PoolSnapshot Snapshot() const;
@@ -177,6 +199,12 @@ class KeyPool {
   bool Leasable(size_t index, const KeyRecord& record, int64_t now) const;
   /// Extends the cooldown of every other key of `index`'s account to `until`.
   void CoolAccount(size_t index, int64_t until, Outcome cause);
+  /// Sticky: picks and registers this process's key; returns its index.
+  size_t ChooseStickyKey();
+  /// Sticky: moves this process's hold to `index` (or renews it there).
+  void StickTo(size_t index, int64_t now);
+  /// Sticky: drops this process's hold on `index`.
+  void Unstick(size_t index);
 
   std::string provider_;
   std::vector<Key> keys_;
@@ -186,6 +214,10 @@ class KeyPool {
   Scrubber scrubber_;
   size_t endpoint_count_ = 0;
   std::atomic<uint64_t> rr_cursor_{0};
+  static constexpr size_t kNoKey = static_cast<size_t>(-1);
+  std::atomic<size_t> sticky_{kNoKey};   ///< this process's key (strategy sticky)
+  std::atomic<int64_t> sticky_until_{0};  ///< when its hold there needs renewing
+  std::mutex sticky_mu_;                  ///< one chooser or mover at a time
 };
 
 }  // namespace kpm::keypool

@@ -2,6 +2,10 @@
 
 namespace kpm::keypool {
 
+std::string InMemoryKeyStateStore::Bind(const KeyIdentity& key) {
+  return key.provider + "/" + std::to_string(key.index) + "/" + key.label;
+}
+
 KeyRecord InMemoryKeyStateStore::Load(const std::string& key_id) const {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = records_.find(key_id);

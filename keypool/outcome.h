@@ -42,6 +42,7 @@ struct AttemptOutcome {
   int status = 0;           ///< HTTP status; 0 when there was none (network, timeout)
   std::string message;      ///< short and human; scrubbed of key values before use
   RateLimitInfo limits;     ///< hints from headers or body; empty when none
+  int64_t tokens = 0;       ///< tokens the attempt used (input + output), when known
 };
 
 }  // namespace kpm::keypool

@@ -9,13 +9,24 @@
 
 namespace kpm::keypool {
 
-enum class Strategy { kSequential, kRoundRobin };
+/// kSticky: each process keeps one key (the least used ready one when it starts) until
+/// that key fails; needs shared state so processes spread over the keys.
+enum class Strategy { kSequential, kRoundRobin, kSticky };
 /// The config and key_status spelling of each Strategy, in enum order.
-inline constexpr std::string_view kStrategyNames[] = {"sequential", "round-robin"};
-/// "sequential" | "round-robin"
+inline constexpr std::string_view kStrategyNames[] = {"sequential", "round-robin", "sticky"};
+/// "sequential" | "round-robin" | "sticky"
 inline std::string_view StrategyName(Strategy s) { return NameOf(kStrategyNames, s); }
 /// The Strategy spelled `name` (one of kStrategyNames), or nullopt.
 inline std::optional<Strategy> ParseStrategy(std::string_view name) { return FromName<Strategy>(kStrategyNames, name); }
+
+/// `limits` (SPEC §2): what a key may use, counted across every process on the store.
+/// 0 = no limit. Windows open at their first request (docs/state.md).
+struct KeyLimits {
+  int64_t rpm = 0;  ///< requests per minute
+  int64_t rpd = 0;  ///< requests per day
+  int64_t tpm = 0;  ///< tokens (input + output) per minute
+  bool any() const { return rpm > 0 || rpd > 0 || tpm > 0; }
+};
 
 struct FailoverPolicy {
   Strategy strategy = Strategy::kSequential;

@@ -50,6 +50,7 @@ struct ProviderConfig {
   bool health_check = false;
   std::optional<std::vector<std::string>> fallback;  ///< nullopt: the top-level value
   keypool::FailoverPolicy failover;                  ///< includes strategy and deadline
+  keypool::KeyLimits limits;                         ///< `limits`: the default of each key's
 };
 
 }  // namespace kpm::providers

@@ -7,6 +7,7 @@
 
 #include "common/fiber.h"
 #include "keypool/key_pool.h"
+#include "providers/base_url.h"
 
 namespace kpm::server {
 namespace {
@@ -14,10 +15,12 @@ constexpr size_t kMaxConcurrentChecks = 16;
 }  // namespace
 
 Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<providers::HttpClient> http,
-                                         std::unique_ptr<keypool::Clock> clock) {
+                                         std::unique_ptr<keypool::Clock> clock,
+                                         std::shared_ptr<keypool::KeyStateStore> store) {
   std::unique_ptr<App> app(new App());
   app->http_ = std::move(http);
   app->clock_ = std::move(clock);
+  app->store_ = store ? std::move(store) : std::make_shared<keypool::InMemoryKeyStateStore>();
   app->scrubber_ = std::make_shared<Scrubber>();
   for (const auto& pc : config.providers) {
     for (const auto& key : pc.keys) {
@@ -27,7 +30,15 @@ Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<provider
   for (const auto& pc : config.providers) {
     auto entry = std::make_unique<ProviderEntry>();
     entry->config = pc;
-    entry->pool = std::make_unique<keypool::KeyPool>(pc.name, pc.keys, pc.failover, *app->clock_);
+    std::vector<keypool::KeySpec> keys = pc.keys;
+    if (keys.empty()) {  // a server without authentication: one keyless entry
+      keypool::KeySpec keyless;
+      keyless.label = pc.name;
+      keyless.host = providers::UrlHost(pc.base_url);
+      keyless.limits = pc.limits;
+      keys.push_back(std::move(keyless));
+    }
+    entry->pool = std::make_unique<keypool::KeyPool>(pc.name, std::move(keys), pc.failover, *app->clock_, app->store_);
     entry->adapter = providers::MakeProvider(entry->config, *app->http_, *app->clock_);
     if (!entry->adapter) {
       return MakeError(ErrorKind::kConfig, "provider " + pc.name + ": no adapter for its type");
@@ -79,6 +90,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
     bool runs = false;  // false: nothing to check (a key disabled by configuration)
     keypool::AttemptOutcome outcome;
     providers::HealthInfo info;
+    int64_t started_ms = 0;
   };
   std::vector<Job> jobs;
   for (auto& e : entries_) {
@@ -86,7 +98,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
     for (size_t i = 0; i < e->pool->size(); ++i) {
       // A key disabled by configuration (unset variable) has an empty secret.
       const bool runs = !e->pool->LeaseForCheck(i).secret.empty() || e->config.keys.empty();
-      jobs.push_back({e.get(), i, runs, {}, {}});
+      jobs.push_back({e.get(), i, runs, {}, {}, 0});
     }
   }
   // At most kMaxConcurrentChecks checks at once, however many keys there are: on fibers
@@ -96,6 +108,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
     Job& job = jobs[j];
     if (!job.runs) return;
     keypool::KeyLease lease = job.entry->pool->LeaseForCheck(job.index);
+    job.started_ms = lease.leased_at_ms;
     providers::AttemptContext ctx;
     ctx.deadline_ms = clock_->NowMs() + std::min<int64_t>(job.entry->config.first_byte_timeout_ms, 15000) + 5000;
     ctx.cancel = cancel;
@@ -110,7 +123,7 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
       check.checked = true;
       keypool::AttemptOutcome& outcome = job.outcome;
       outcome.message = scrubber_->Scrub(outcome.message);
-      job.entry->pool->ApplyHealthCheck(job.index, outcome, job.info.credit_known_positive);
+      job.entry->pool->ApplyHealthCheck(job.index, outcome, job.info.credit_known_positive, job.started_ms);
       check.outcome = outcome.outcome;
       check.detail = outcome.outcome == keypool::Outcome::kOk ? "ok" : outcome.message;
       if (job.info.credit_remaining && outcome.outcome == keypool::Outcome::kOk) {

@@ -43,15 +43,19 @@ struct KeyCheck {
 
 class App {
  public:
-  /// `http` and `clock` are owned by the App. Fails on an inconsistent config.
+  /// `http` and `clock` are owned by the App; `store` keeps every key's state (one
+  /// for all providers; nullptr: this process's memory only, as `state: none`).
+  /// Fails on an inconsistent config.
   static Result<std::unique_ptr<App>> Create(Config config, std::unique_ptr<providers::HttpClient> http,
-                                             std::unique_ptr<keypool::Clock> clock);
+                                             std::unique_ptr<keypool::Clock> clock,
+                                             std::shared_ptr<keypool::KeyStateStore> store = nullptr);
   ~App();
 
   const Config& config() const { return config_; }
   const Scrubber& scrubber() const { return *scrubber_; }
   std::shared_ptr<const Scrubber> shared_scrubber() const { return scrubber_; }
   keypool::Clock& clock() { return *clock_; }
+  keypool::KeyStateStore& store() { return *store_; }
 
   /// nullptr when no provider has that name.
   ProviderEntry* Find(std::string_view name);
@@ -75,6 +79,7 @@ class App {
   Config config_;
   std::unique_ptr<providers::HttpClient> http_;
   std::unique_ptr<keypool::Clock> clock_;
+  std::shared_ptr<keypool::KeyStateStore> store_;
   std::shared_ptr<Scrubber> scrubber_;
   std::vector<std::unique_ptr<ProviderEntry>> entries_;
   std::thread startup_check_;

@@ -22,6 +22,7 @@
 #include "server/config_document.h"
 #include "server/config_hints.h"
 #include "server/logging.h"
+#include "state/redis_backend.h"
 
 namespace kpm::server {
 namespace {
@@ -49,11 +50,13 @@ std::string Describe(const ConfigDocument& v) {
 // ---- Field names, hints ----------------------------------------------------------------
 
 constexpr std::string_view kTopFields[] = {"mcp",      "providers",          "default", "fallback",
-                                           "logLevel", "maxConcurrentCalls", "$schema"};
+                                           "logLevel", "maxConcurrentCalls", "state",   "$schema"};
 constexpr std::string_view kProviderFields[] = {
     "type",        "apiKey",    "baseUrl",       "model",  "maxTokens",          "headers",
     "strategy",    "stream",    "timeoutMs",     "firstByteTimeoutMs", "idleTimeoutMs",
-    "deadlineMs",  "healthCheck", "fallback",    "failover"};
+    "deadlineMs",  "healthCheck", "fallback",    "failover", "limits"};
+constexpr std::string_view kLimitFields[] = {"rpm", "rpd", "tpm"};
+constexpr std::string_view kStateFields[] = {"type", "path", "url", "prefix"};
 
 constexpr int64_t kMaxMs = 365LL * 24 * 3600 * 1000;  // one year: beyond it is a typo
 
@@ -82,7 +85,7 @@ constexpr auto kFailoverFields = [] {
   for (size_t i = 0; i < names.size(); ++i) names[i] = kFailoverTable[i].name;
   return names;
 }();
-constexpr std::string_view kKeyFields[] = {"key", "name", "account", "baseUrl"};
+constexpr std::string_view kKeyFields[] = {"key", "name", "account", "baseUrl", "limits"};
 constexpr Names kTypes = providers::kProviderTypeNames;
 
 /// `unknown` quoted for a message: as written when it is a typo of a known name (within
@@ -145,6 +148,8 @@ class Loader {
   Status ResolveSecret(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key);
   Status LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const;
   Status LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const;
+  Result<keypool::KeyLimits> LoadLimits(const ConfigDocument& v, const std::string& path) const;
+  Result<state::StoreSpec> LoadState(const ConfigDocument& v) const;
   Status CheckRefs(const std::vector<ProviderRef>& refs, const Config& config, const std::string& self) const;
 
   std::string file_;
@@ -352,9 +357,95 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
   for (const ProviderConfig& pc : config.providers) {
     if (auto s = CheckRefs(provider_fallbacks_[pc.name], config, pc.name); !s) return s.error();
   }
+  const ConfigDocument* state_node = Find(root, "state");
+  if (state_node) {
+    auto spec = LoadState(*state_node);
+    if (!spec) return spec.error();
+    config.state = spec.value();
+  }
+  if (config.state.type == state::StoreType::kSqlite && config.state.path.empty()) {
+    config.state.path = state::DefaultSqlitePath(env_ ? env_("XDG_STATE_HOME").value_or("") : "",
+                                                 env_ ? env_("HOME").value_or("") : "");
+  }
+  if (config.state.type == state::StoreType::kNone) {
+    for (size_t i = 0; i < config.providers.size(); ++i) {
+      if (config.providers[i].failover.strategy != keypool::Strategy::kSticky) continue;
+      return Fail(state_node ? state_node->mark : root.mark, root_name + "." + config.providers[i].name + ".strategy",
+                  "strategy sticky needs shared state (state: sqlite or redis): with state none every process "
+                  "would stick to the same key");
+    }
+  }
   config.warnings = std::move(warnings_);
   config.literal_keys = literal_keys_;
   return config;
+}
+
+Result<keypool::KeyLimits> Loader::LoadLimits(const ConfigDocument& v, const std::string& path) const {
+  if (v.kind != Kind::kMap) return WrongType(v, path, "a map {rpm, rpd, tpm}");
+  if (auto s = CheckFields(v, path, kLimitFields, nullptr); !s) return s.error();
+  keypool::KeyLimits limits;
+  for (auto [field, target] : {std::pair{"rpm", &limits.rpm}, std::pair{"rpd", &limits.rpd},
+                               std::pair{"tpm", &limits.tpm}}) {
+    if (const ConfigDocument* n = Find(v, field)) {
+      auto value = GetInt(*n, Child(path, field), 1, 1000000000000LL);
+      if (!value) return value.error();
+      *target = value.value();
+    }
+  }
+  return limits;
+}
+
+Result<state::StoreSpec> Loader::LoadState(const ConfigDocument& v) const {
+  state::StoreSpec spec;
+  const ConfigDocument* type = &v;
+  if (v.kind == Kind::kMap) {
+    if (auto s = CheckFields(v, "state", kStateFields, nullptr); !s) return s.error();
+    type = Find(v, "type");
+    if (!type) return Fail(v, "state", "missing \"type\" (none, sqlite or redis)");
+  }
+  auto name = GetEnum(*type, v.kind == Kind::kMap ? "state.type" : "state", "state store", state::kStoreTypeNames);
+  if (!name) return name.error();
+  spec.type = *FromName<state::StoreType>(state::kStoreTypeNames, name.value());
+  if (v.kind != Kind::kMap) {
+    if (spec.type == state::StoreType::kRedis) return Fail(v, "state", "redis needs a url: state: {type: redis, url: redis://127.0.0.1:6379/0}");
+    return spec;
+  }
+  const ConfigDocument* path = Find(v, "path");
+  const ConfigDocument* url = Find(v, "url");
+  const ConfigDocument* prefix = Find(v, "prefix");
+  if (path && spec.type != state::StoreType::kSqlite) return Fail(*path, "state.path", "only a sqlite store has a path");
+  if ((url || prefix) && spec.type != state::StoreType::kRedis) {
+    return Fail(url ? *url : *prefix, url ? "state.url" : "state.prefix", "only a redis store has a url and a prefix");
+  }
+  if (path) {
+    auto p = GetString(*path, "state.path");
+    if (!p) return p.error();
+    if (p.value()[0] != '/' && p.value().rfind("~/", 0) != 0) return Fail(*path, "state.path", "must be an absolute path");
+    spec.path = p.value();
+    if (spec.path.rfind("~/", 0) == 0) {
+      std::string home = env_ ? env_("HOME").value_or("") : "";
+      if (home.empty()) return Fail(*path, "state.path", "starts with ~/ but HOME is not set");
+      spec.path = home + spec.path.substr(1);
+    }
+  }
+  if (spec.type == state::StoreType::kRedis) {
+    if (!url) return Fail(v, "state", "redis needs a url (redis://127.0.0.1:6379/0)");
+    auto u = GetString(*url, "state.url");
+    if (!u) return u.error();
+    if (auto parsed = state::ParseRedisUrl(u.value(), spec.prefix); !parsed) {
+      return Fail(*url, "state.url", parsed.error().message);
+    }
+    spec.url = u.value();
+  }
+  if (prefix) {
+    auto p = GetString(*prefix, "state.prefix");
+    if (!p) return p.error();
+    if (!std::all_of(p.value().begin(), p.value().end(), [](unsigned char c) { return std::isgraph(c); })) {
+      return Fail(*prefix, "state.prefix", "must be visible characters without spaces");
+    }
+    spec.prefix = p.value();
+  }
+  return spec;
 }
 
 Status Loader::CheckRefs(const std::vector<ProviderRef>& refs, const Config& config, const std::string& self) const {
@@ -412,6 +503,11 @@ Result<ProviderConfig> Loader::LoadProvider(const std::string& name, ConfigMark 
     return Fail(name_mark, path, "\"baseUrl\" is required for type openai-compatible (e.g. http://localhost:11434/v1)");
   }
 
+  if (const ConfigDocument* v = Find(map, "limits")) {
+    auto limits = LoadLimits(*v, Child(path, "limits"));
+    if (!limits) return limits.error();
+    pc.limits = limits.value();
+  }
   if (const ConfigDocument* v = Find(map, "apiKey")) {
     std::vector<const ConfigDocument*> key_url_nodes;
     if (auto s = LoadKeys(pc, *v, Child(path, "apiKey"), key_url_nodes); !s) return s.error();
@@ -508,6 +604,7 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
                                          const std::string& path, const ConfigDocument*& url_node) {
   keypool::KeySpec key;
   key.label = pc.name + "#" + std::to_string(n);
+  key.limits = pc.limits;
   const ConfigDocument* secret = &v;
   std::string secret_path = path;
   if (v.kind == Kind::kMap) {
@@ -517,7 +614,7 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
       std::string hint = v.entries[i].key.size() <= 32 ? DidYouMean(v.entries[i].key, kKeyFields) : "";
       return Fail(v.key_marks[i], path,
                   "unknown field " + QuoteUnknown(v.entries[i].key, kKeyFields) + hint +
-                      " (a key object has: key, name, account, baseUrl)");
+                      " (a key object has: key, name, account, baseUrl, limits)");
     }
     secret = Find(v, "key");
     secret_path = Child(path, "key");
@@ -538,7 +635,13 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
       key.base_url = u.value();
       url_node = url;
     }
+    if (const ConfigDocument* limits = Find(v, "limits")) {
+      auto l = LoadLimits(*limits, Child(path, "limits"));
+      if (!l) return l.error();
+      key.limits = l.value();
+    }
   }
+  key.host = providers::UrlHost(key.base_url.empty() ? pc.base_url : key.base_url);
   if (secret->kind != Kind::kString) {
     return WrongType(*secret, secret_path,
                      secret == &v ? "a string or an object {key, name, account, baseUrl}"

@@ -10,6 +10,7 @@
 
 #include "common/result.h"
 #include "providers/provider_config.h"
+#include "state/open_store.h"
 
 namespace kpm::server {
 
@@ -22,6 +23,7 @@ struct Config {
   std::vector<std::string> fallback;                 ///< top-level `fallback`; names exist
   std::optional<std::string> log_level;              ///< `logLevel`, already validated
   size_t max_concurrent_calls = 256;                 ///< `maxConcurrentCalls` (SPEC §2)
+  state::StoreSpec state;                            ///< `state` (docs/state.md); sqlite path resolved
   /// Problems that do not stop the server (an unset or empty key variable, a hosted
   /// provider without keys, keys over plain http:// to a host that is not loopback, a
   /// file readable by others with keys in it), each a whole line for main to log at

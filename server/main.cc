@@ -1,7 +1,10 @@
 // keypool-mcp: wiring only. Flags (CLI11), logging, config, the App, then either
 // --check or the MCP server on stdin/stdout.
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 #include <exception>
 #include <iostream>
 #include <string>
@@ -18,6 +21,9 @@
 #include "server/pool_view.h"
 #include "server/tools.h"
 #include "server/signals.h"
+#include "server/status.h"
+#include "state/open_store.h"
+#include "state/shared_store.h"
 
 #ifndef KPM_VERSION
 #define KPM_VERSION "0.0.0"
@@ -65,6 +71,66 @@ int RunCheck(App& app) {
   return all_usable ? 0 : 1;
 }
 
+struct StatusFlags {
+  bool json = false;
+  bool watch = false;
+  std::string reset;
+  bool prune = false;
+};
+
+volatile std::sig_atomic_t g_stop_watch = 0;
+extern "C" void StopWatch(int) { g_stop_watch = 1; }
+
+/// `keypool-mcp status`: the store's view of every key, printed on stdout.
+int RunStatus(const Config& config, const StatusFlags& flags) {
+  if (config.state.type == state::StoreType::kNone) {
+    return Fail("state: none keeps key state in each server process only; there is no shared state to show "
+                "(use state: sqlite, the default, or redis)");
+  }
+  auto opened = state::OpenStore(config.state);
+  if (!opened) return Fail(opened.error().message);
+  auto* store = dynamic_cast<state::SharedKeyStateStore*>(opened->get());
+  if (store == nullptr) return Fail("internal error: the store is not a shared one", 1);
+  const std::string where = store->Describe();
+  if (!flags.reset.empty() || flags.prune) {
+    auto rows = ReadStatus(config, *store);
+    if (!rows) return Fail(where + ": " + rows.error().message);
+    if (!flags.reset.empty()) {
+      auto ids = ResolveKey(*rows, flags.reset);
+      if (!ids) return Fail(ids.error().message);
+      for (const std::string& id : *ids) {
+        if (Status s = store->Reset(id); !s) return Fail(where + ": " + s.error().message);
+      }
+      std::printf("reset %s: ready for every process\n", flags.reset.c_str());
+    }
+    if (flags.prune) {
+      auto keep = ConfiguredIds(config, *store);
+      if (!keep) return Fail(where + ": " + keep.error().message);
+      auto gone = store->Prune(*keep);
+      if (!gone) return Fail(where + ": " + gone.error().message);
+      std::printf("pruned %zu key(s) not in this config\n", *gone);
+    }
+    std::fflush(stdout);
+    return 0;
+  }
+  if (flags.watch) {
+    std::signal(SIGINT, StopWatch);
+    std::signal(SIGTERM, StopWatch);
+  }
+  do {
+    auto rows = ReadStatus(config, *store);
+    if (!rows) return Fail(where + ": " + rows.error().message);
+    std::string text = flags.json ? StatusToJson(*rows, where).dump(2) + "\n" : RenderStatusTable(*rows, where);
+    if (flags.watch && !flags.json) text = "\x1b[H\x1b[2J" + text;
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+    for (int i = 0; flags.watch && i < 10 && !g_stop_watch; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  } while (flags.watch && !g_stop_watch);
+  return 0;
+}
+
 /// Everything main does once the stderr logger is in place.
 int Main(int argc, char** argv) {
   IgnoreSigpipe();
@@ -80,6 +146,16 @@ int Main(int argc, char** argv) {
   cli.add_flag("--check", check, "Validate the config, health-check every key, print a table, exit 0 if every "
                                  "provider has a usable key, else 1");
   cli.add_flag("--version", version, "Print the version and exit");
+  StatusFlags status_flags;
+  CLI::App* status_cmd = cli.add_subcommand("status", "Print every key's shared state (cooldowns, disabled keys, "
+                                                      "counters, limit use) as every server process sees it");
+  status_cmd->add_flag("--json", status_flags.json, "Print JSON instead of the table");
+  status_cmd->add_flag("--watch", status_flags.watch, "Print again every second until interrupted");
+  status_cmd->add_option("--reset", status_flags.reset,
+                         "Clear the cooldown or disabled state of the key with this label, fingerprint or id, "
+                         "for every process");
+  status_cmd->add_flag("--prune", status_flags.prune, "Remove the stored keys this config no longer names");
+  status_cmd->fallthrough();
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -110,11 +186,17 @@ int Main(int argc, char** argv) {
     if (auto lvl = ParseLogLevel(*config->log_level)) spdlog::set_level(*lvl);
   }
 
+  if (status_cmd->parsed()) return RunStatus(*config, status_flags);
+
+  // Key state: shared by every process on the store the config names (docs/state.md).
+  auto store = state::OpenStore(config->state);
+  if (!store) return Fail(store.error().message);
+
   // The one upstream I/O loop (common/fiber.h): the HTTP client drives every transfer on
   // its thread, and every tool call that may reach an upstream runs on one of its fibers.
   fiber::Loop io_loop;
   auto app_or = App::Create(std::move(config.value()), providers::MakeCurlHttpClient(io_loop),
-                            std::make_unique<keypool::SystemClock>());
+                            std::make_unique<keypool::SystemClock>(), *store);
   if (!app_or) return Fail(app_or.error().message);
   std::unique_ptr<App> app = std::move(app_or.value());
   SetLogScrubber(app->shared_scrubber());

@@ -109,6 +109,7 @@ Tool MakeCompleteTool(App& app) {
                          };
                          keypool::Attempt<providers::Completion> a;
                          a.outcome = e->adapter->Complete(key, r, actx, &a.value);
+                         a.outcome.tokens = a.value.input_tokens + a.value.output_tokens;  // limits.tpm
                          return a;
                        }});
     }

@@ -62,8 +62,9 @@ class StateBackend {
   /// Removes the entries `ids` (missing ones are fine); returns how many went.
   virtual Result<size_t> Remove(const std::vector<std::string>& ids) = 0;
 
-  /// The per-store secret that key ids are derived from (HMAC key): 32 random bytes
+  /// The per-store secret that key ids are derived from (HMAC key): random bytes
   /// created by the first process that asks, the same for every process after it.
+  /// Read from the store on every call (a store that lost it may hold a new one).
   virtual Result<std::string> Secret() = 0;
 };
 

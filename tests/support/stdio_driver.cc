@@ -474,6 +474,7 @@ SpawnOptions ServerOptions(const std::string& binary, const std::vector<std::str
   options.env = env;
   options.env["HOME"] = home;
   options.env["XDG_CONFIG_HOME"] = home + "/.config";
+  options.env["XDG_STATE_HOME"] = home + "/.local/state";  // the default sqlite store: one per test
   options.unset_env = unset_env;
   options.unset_env.push_back("KEYPOOL_CONFIG");
   options.unset_env.push_back("KEYPOOL_LOG_LEVEL");

@@ -182,7 +182,8 @@ std::vector<std::string> SecretNeedles(std::string_view key);
 std::optional<std::string> FindSecret(std::string_view text, const std::vector<std::string>& keys);
 
 /// Options to start `binary` as an MCP server with `args`, in a hermetic environment:
-/// HOME and XDG_CONFIG_HOME point at `home` (so no real config is found), and
+/// HOME, XDG_CONFIG_HOME and XDG_STATE_HOME point into `home` (so no real config or
+/// state file is found or written), and
 /// KEYPOOL_CONFIG / KEYPOOL_LOG_LEVEL plus `unset_env` are removed; `env` is added.
 SpawnOptions ServerOptions(const std::string& binary, const std::vector<std::string>& args,
                            const std::string& home,

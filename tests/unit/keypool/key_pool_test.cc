@@ -51,9 +51,9 @@ TEST_CASE("Cooldowns only grow: a shorter hint never shortens one", "[unit][keyp
   const int64_t t0 = clock.NowMs();
   CHECK(Hit(pool, 0, RateLimited(t0 + 20000)).ready_in_ms == 20000);
   // A lease taken before the cooldown answers later with a shorter hint.
-  pool.ApplyHealthCheck(0, RateLimited(t0 + 5000), false);
+  pool.ApplyHealthCheck(0, RateLimited(t0 + 5000), false, clock.NowMs());
   CHECK(pool.SnapshotKey(0).ready_in_ms == 20000);
-  pool.ApplyHealthCheck(0, RateLimited(t0 + 30000), false);
+  pool.ApplyHealthCheck(0, RateLimited(t0 + 30000), false, clock.NowMs());
   CHECK(pool.SnapshotKey(0).ready_in_ms == 30000);
 }
 
@@ -234,33 +234,33 @@ TEST_CASE("Health checks revive keys only where they prove something", "[unit][k
   SECTION("a pass revives an auth_error-disabled key") {
     Hit(pool, 0, Out(Outcome::kAuthError, 401, "Incorrect API key"));
     CHECK(pool.SnapshotKey(0).state == KeyState::kDisabled);
-    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), false);
+    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), false, clock.NowMs());
     CHECK(pool.SnapshotKey(0).state == KeyState::kReady);
   }
   SECTION("a pass revives a quota-cooled key only with known credit") {
     Hit(pool, 0, Out(Outcome::kQuotaExhausted, 402));
-    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), false);
+    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), false, clock.NowMs());
     CHECK(pool.SnapshotKey(0).state == KeyState::kCoolingDown);
-    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), true);
+    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), true, clock.NowMs());
     CHECK(pool.SnapshotKey(0).state == KeyState::kReady);
   }
   SECTION("a pass does not end a rate-limit cooldown") {
     Hit(pool, 0, RateLimited());
-    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), true);
+    pool.ApplyHealthCheck(0, Out(Outcome::kOk, 200), true, clock.NowMs());
     CHECK(pool.SnapshotKey(0).state == KeyState::kCoolingDown);
   }
   SECTION("a failing check applies its class, but network trouble changes nothing") {
-    pool.ApplyHealthCheck(0, Out(Outcome::kNetworkError, 0, "connection refused"), false);
-    pool.ApplyHealthCheck(0, Out(Outcome::kTimeout), false);
-    pool.ApplyHealthCheck(0, Out(Outcome::kServerError, 503), false);
+    pool.ApplyHealthCheck(0, Out(Outcome::kNetworkError, 0, "connection refused"), false, clock.NowMs());
+    pool.ApplyHealthCheck(0, Out(Outcome::kTimeout), false, clock.NowMs());
+    pool.ApplyHealthCheck(0, Out(Outcome::kServerError, 503), false, clock.NowMs());
     CHECK(pool.SnapshotKey(0).state == KeyState::kReady);
-    pool.ApplyHealthCheck(1, Out(Outcome::kAuthError, 401, "bad key"), false);
+    pool.ApplyHealthCheck(1, Out(Outcome::kAuthError, 401, "bad key"), false, clock.NowMs());
     CHECK(pool.SnapshotKey(1).state == KeyState::kDisabled);
     CHECK(pool.SnapshotKey(1).reason == "auth error (401): bad key");
     CHECK(pool.SnapshotKey(1).requests == 0);  // checks are not completions
   }
   SECTION("a key disabled by configuration is never changed") {
-    pool.ApplyHealthCheck(2, Out(Outcome::kOk, 200), true);
+    pool.ApplyHealthCheck(2, Out(Outcome::kOk, 200), true, clock.NowMs());
     CHECK(pool.SnapshotKey(2).state == KeyState::kDisabled);
     CHECK(pool.SnapshotKey(2).reason == "environment variable OR_KEY_2 is not set");
     CHECK(pool.LeaseForCheck(2).secret.empty());
