@@ -1,6 +1,6 @@
 // The demo: the server against the bundled mock upstream, showing a failover.
 // Usage: node scripts/demo.mjs <keypool-mcp> <mock-upstream>
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,8 +42,9 @@ await control('/_mock/default', { key: keys.old, step: '401' });
 
 const dir = mkdtempSync(path.join(tmpdir(), 'keypool-demo-'));
 const config = path.join(dir, 'config.yaml');
-writeFileSync(config, `# three keys for one provider
-mcp:
+writeFileSync(config, `# three keys for one provider; key state shared by every server process on one file
+state: { type: sqlite, path: ${path.join(dir, 'state.db')} }
+providers:
   openai:
     type: openai
     baseUrl: ${base}/v1
@@ -104,5 +105,25 @@ say(straight ? bold('  -> the second call went straight to the good key: no roun
              : bold('  -> UNEXPECTED: the second call did not go straight to the good key'));
 
 await client.close();
+
+// 4. Another agent session spawns its own server: it shares the first one's key state.
+const transport2 = new StdioClientTransport({ command: serverBin, args: ['--config', config], stderr: 'pipe' });
+const client2 = new Client({ name: 'keypool-demo-2', version: '1.0.0' });
+await client2.connect(transport2);
+const before2 = (await control('/_mock/requests')).length;
+const res2 = await client2.callTool({ name: 'complete', arguments: { prompt: 'Hello from a second agent.' } });
+showCall('complete from a second server process (another agent session)', res2);
+const seen2 = (await control('/_mock/requests')).slice(before2).map((r) => r.key_fingerprint);
+say(`  the upstream saw ${seen2.length} request(s): ${seen2.join(', ')}`);
+const shared = res2.structuredContent.attempts.length === 1 && res2.structuredContent.key.startsWith('reseller');
+say(shared ? bold('  -> a new process knew key 1 is cooling and key 2 revoked: shared state, no rediscovery.')
+           : bold('  -> UNEXPECTED: the second process tried known-bad keys'));
+await client2.close();
+
+say();
+say(bold('keypool-mcp status') + dim(' (a third process, reading the shared state)'));
+const table = execFileSync(serverBin, ['status', '--config', config], { encoding: 'utf8' });
+for (const l of table.trimEnd().split('\n')) say(`  ${l}`);
+
 mock.kill('SIGTERM');
-process.exit(straight && !res.isError ? 0 : 1);
+process.exit(straight && shared && !res.isError && !res2.isError ? 0 : 1);

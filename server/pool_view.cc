@@ -49,6 +49,28 @@ Json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts) {
   return out;
 }
 
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows) {
+  // Column widths by code points, not bytes: fingerprints contain "…".
+  auto width = [](const std::string& s) {
+    return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+  };
+  if (rows.empty()) return "";
+  std::vector<size_t> w(rows.front().size(), 0);
+  for (const auto& r : rows)
+    for (size_t i = 0; i < r.size() && i < w.size(); ++i) w[i] = std::max(w[i], width(r[i]));
+  std::string out;
+  for (const auto& r : rows) {
+    std::string line;
+    for (size_t i = 0; i < r.size(); ++i) {
+      line += r[i];
+      if (i + 1 < r.size() && i < w.size()) line += std::string(w[i] - width(r[i]) + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    out += line + "\n";
+  }
+  return out;
+}
+
 std::string RenderPoolsTable(const std::vector<PoolView>& views) {
   std::vector<std::vector<std::string>> rows;
   rows.push_back({"PROVIDER", "KEY", "FINGERPRINT", "STATE", "REQ", "FAIL", "DETAIL"});
@@ -62,23 +84,8 @@ std::string RenderPoolsTable(const std::vector<PoolView>& views) {
                       std::to_string(k.requests), std::to_string(k.failures), detail});
     }
   }
-  // Column widths by code points, not bytes: fingerprints contain "…".
-  auto width = [](const std::string& s) {
-    return static_cast<size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
-  };
-  std::vector<size_t> w(rows.front().size(), 0);
-  for (const auto& r : rows)
-    for (size_t i = 0; i < r.size(); ++i) w[i] = std::max(w[i], width(r[i]));
   std::ostringstream out;
-  for (const auto& r : rows) {
-    std::string line;
-    for (size_t i = 0; i < r.size(); ++i) {
-      line += r[i];
-      if (i + 1 < r.size()) line += std::string(w[i] - width(r[i]) + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out << line << "\n";
-  }
+  out << RenderTable(rows);
   out << "(* = the key the next call tries first)\n";
   return out.str();
 }

@@ -24,6 +24,10 @@ nlohmann::json KeyToJson(const keypool::KeySnapshot& key, const std::string& pro
 nlohmann::json PoolToJson(const PoolView& view);
 nlohmann::json AttemptsToJson(const std::vector<keypool::AttemptRecord>& attempts);
 
+/// Rows of cells as aligned columns (widths in code points), two spaces apart, one
+/// line each, trailing spaces trimmed.
+std::string RenderTable(const std::vector<std::vector<std::string>>& rows);
+
 /// A compact table: provider, key, fingerprint, state, requests/failures, reason.
 std::string RenderPoolsTable(const std::vector<PoolView>& views);
 

@@ -7,6 +7,7 @@
 #include "keypool/key_pool.h"
 #include "providers/base_url.h"
 #include "server/config_document.h"
+#include "server/pool_view.h"
 
 namespace kpm::server {
 namespace {
@@ -30,12 +31,22 @@ std::vector<Known> ConfiguredKeys(const Config& config) {
   std::vector<Known> out;
   for (const auto& pc : config.providers) {
     if (pc.keys.empty()) {
-      out.push_back({{pc.name, pc.name, "", providers::UrlHost(pc.base_url), "", 0}, Fingerprint(""), pc.limits, ""});
+      Known keyless;
+      keyless.identity.provider = pc.name;
+      keyless.identity.label = pc.name;
+      keyless.identity.host = providers::UrlHost(pc.base_url);
+      keyless.fingerprint = Fingerprint("");
+      keyless.limits = pc.limits;
+      out.push_back(std::move(keyless));
     }
     for (size_t i = 0; i < pc.keys.size(); ++i) {
       const auto& k = pc.keys[i];
-      out.push_back({{pc.name, k.label, k.base_url, k.host, k.secret, i}, Fingerprint(k.secret), k.limits,
-                     k.disabled_reason});
+      Known known;
+      known.identity = keypool::KeyIdentity{pc.name, k.label, k.base_url, k.host, k.secret, i};
+      known.fingerprint = Fingerprint(k.secret);
+      known.limits = k.limits;
+      known.disabled_reason = k.disabled_reason;
+      out.push_back(std::move(known));
     }
   }
   return out;
@@ -44,7 +55,7 @@ std::vector<Known> ConfiguredKeys(const Config& config) {
 std::string ShortId(const std::string& id) {
   size_t colon = id.find(':');
   std::string hash = colon == std::string::npos ? id : id.substr(colon + 1);
-  return "#" + hash.substr(0, 8);
+  return std::string("#").append(hash.substr(0, 8));
 }
 
 std::string LimitUse(const StatusRow& row, int64_t now) {
@@ -52,7 +63,8 @@ std::string LimitUse(const StatusRow& row, int64_t now) {
   auto add = [&](const char* name, const keypool::Window& w, int64_t length, int64_t limit) {
     if (limit <= 0) return;
     int64_t used = w.start_ms > 0 && now < w.start_ms + length ? w.used : 0;
-    out += (out.empty() ? "" : " ") + std::string(name) + " " + std::to_string(used) + "/" + std::to_string(limit);
+    if (!out.empty()) out.append(" ");
+    out.append(name).append(" ").append(std::to_string(used)).append("/").append(std::to_string(limit));
   };
   add("rpm", row.record.minute, 60000, row.limits.rpm);
   add("tpm", row.record.minute_tokens, 60000, row.limits.tpm);
@@ -118,20 +130,7 @@ std::string RenderStatusTable(const std::vector<StatusRow>& rows, const std::str
                      std::to_string(r.key.requests) + "/" + std::to_string(r.key.failures), LimitUse(r, now),
                      r.key.reason});
   }
-  std::vector<size_t> width(cells[0].size(), 0);
-  for (const auto& row : cells) {
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  }
-  std::string out = "state: " + store_name + "\n";
-  for (const auto& row : cells) {
-    std::string line;
-    for (size_t c = 0; c < row.size(); ++c) {
-      line += row[c];
-      if (c + 1 < row.size()) line += std::string(width[c] - row[c].size() + 2, ' ');
-    }
-    while (!line.empty() && line.back() == ' ') line.pop_back();
-    out += line + "\n";
-  }
+  std::string out = "state: " + store_name + "\n" + RenderTable(cells);
   if (rows.empty()) out += "(no keys)\n";
   return out;
 }

@@ -348,12 +348,12 @@ TEST_CASE("redis list returns every entry under its prefix and remove deletes th
 
   SECTION("more entries than one scan batch") {
     constexpr int kMany = 1234;
-    for (int i = 0; i < kMany; ++i) REQUIRE(neighbour.Update("n" + std::to_string(i), Increment).has_value());
+    for (int i = 0; i < kMany; ++i) REQUIRE(neighbour.Update(std::string("n").append(std::to_string(i)), Increment).has_value());
     auto all = neighbour.List();
     REQUIRE(all.has_value());
     CHECK(all->size() == kMany + 1);
     std::vector<std::string> ids;
-    for (int i = 0; i < kMany; ++i) ids.push_back("n" + std::to_string(i));
+    for (int i = 0; i < kMany; ++i) ids.push_back(std::string("n").append(std::to_string(i)));
     auto many = neighbour.Remove(ids);
     REQUIRE(many.has_value());
     CHECK(*many == kMany);

@@ -829,3 +829,61 @@ TEST_CASE("ProcessEnv reads the real environment", "[unit][config]") {
 
 }  // namespace
 }  // namespace kpm::server
+
+namespace kpm::server {
+namespace {
+
+TEST_CASE("state limits and sticky load and their mistakes are named", "[unit][config]") {
+  auto env = FakeEnv({{"HOME", "/home/u"}});
+  SECTION("the default is one sqlite file under XDG_STATE_HOME or HOME") {
+    auto r = ParseConfigText("providers:\n  openai: {}\n", "c.yaml", env);
+    REQUIRE(r);
+    CHECK(r->state.type == state::StoreType::kSqlite);
+    CHECK(r->state.path == "/home/u/.local/state/keypool-mcp/state.db");
+    auto x = ParseConfigText("providers:\n  openai: {}\n", "c.yaml",
+                             FakeEnv({{"HOME", "/home/u"}, {"XDG_STATE_HOME", "/xdg"}}));
+    REQUIRE(x);
+    CHECK(x->state.path == "/xdg/keypool-mcp/state.db");
+  }
+  SECTION("none, a sqlite path and a redis url with a prefix") {
+    auto none = ParseConfigText("state: none\nproviders:\n  openai: {}\n", "c.yaml", env);
+    REQUIRE(none);
+    CHECK(none->state.type == state::StoreType::kNone);
+    auto file = ParseConfigText("state: {type: sqlite, path: ~/s.db}\nproviders:\n  openai: {}\n", "c.yaml", env);
+    REQUIRE(file);
+    CHECK(file->state.path == "/home/u/s.db");
+    auto redis = ParseConfigText(
+        "state: {type: redis, url: \"redis://:pw@10.0.0.5:6380/2\", prefix: team}\nproviders:\n  openai: {}\n",
+        "c.yaml", env);
+    REQUIRE(redis);
+    CHECK(redis->state.type == state::StoreType::kRedis);
+    CHECK(redis->state.prefix == "team");
+  }
+  SECTION("limits: the provider's are each key's unless a key has its own") {
+    auto r = ParseConfigText(
+        "providers:\n  openai:\n    limits: {rpm: 60, tpm: 1000}\n    apiKey:\n      - k1-abcdefghijkl\n"
+        "      - {key: k2-abcdefghijkl, limits: {rpd: 5}}\n",
+        "c.yaml", env);
+    REQUIRE(r);
+    const auto& keys = r->providers[0].keys;
+    CHECK(keys[0].limits.rpm == 60);
+    CHECK(keys[0].limits.tpm == 1000);
+    CHECK(keys[1].limits.rpm == 0);
+    CHECK(keys[1].limits.rpd == 5);
+  }
+  SECTION("mistakes") {
+    CHECK_THAT(ErrorOf("state: redis\nproviders:\n  openai: {}\n"), Catch::Contains("state: redis needs a url"));
+    CHECK_THAT(ErrorOf("state: {type: redis, url: \"http://x\"}\nproviders:\n  openai: {}\n"),
+               Catch::Contains("state.url"));
+    CHECK_THAT(ErrorOf("state: {type: sqlite, path: rel.db}\nproviders:\n  openai: {}\n"),
+               Catch::Contains("state.path: must be an absolute path"));
+    CHECK_THAT(ErrorOf("state: disk\nproviders:\n  openai: {}\n"), Catch::Contains("unknown state store"));
+    CHECK_THAT(ErrorOf("providers:\n  openai:\n    limits: {rpm: 0}\n"), Catch::Contains("providers.openai.limits.rpm: must be at least 1"));
+    CHECK_THAT(ErrorOf("providers:\n  openai:\n    limits: {rph: 3}\n"), Catch::Contains("unknown field"));
+    CHECK_THAT(ErrorOf("state: none\nproviders:\n  openai:\n    strategy: sticky\n"),
+               Catch::Contains("strategy sticky needs shared state"));
+  }
+}
+
+}  // namespace
+}  // namespace kpm::server
