@@ -222,6 +222,63 @@ TEST_CASE("a success or a check from before another process's verdict changes no
   }
 }
 
+TEST_CASE("maxInFlight counts the leases of every process", "[integration][state][sqlite]") {
+  TempDir dir;
+  FakeClock clock;
+  const std::string path = dir.path() + "/state.db";
+  FailoverPolicy policy;
+  policy.max_in_flight = 1;
+  Process a(path, clock, policy), b(path, clock, policy);
+  auto held = a.pool.Acquire(0);
+  REQUIRE(held);
+  REQUIRE(held->index == 0);
+  auto other = b.pool.Acquire(0);
+  REQUIRE(other);
+  CHECK(other->index == 1);  // key 1 is at its cap in the other process
+  CHECK(b.pool.SnapshotKey(0).in_flight == 1);
+  a.pool.Report(*held, Out(Outcome::kOk, 200));
+  auto freed = b.pool.Acquire(0);
+  REQUIRE(freed);
+  CHECK(freed->index == 0);
+  b.pool.Report(*freed, Out(Outcome::kOk, 200));
+  b.pool.Report(*other, Out(Outcome::kOk, 200));
+
+  SECTION("a lease of a process that died expires") {
+    auto orphan = a.pool.Acquire(0);  // a "crashes" holding it (never reported in time)
+    REQUIRE(orphan);
+    clock.Advance(policy.deadline_ms + 5001);
+    auto taken = b.pool.Acquire(0);
+    REQUIRE(taken);
+    CHECK(taken->index == 0);
+    b.pool.Report(*taken, Out(Outcome::kOk, 200));
+    a.pool.Report(*orphan, Out(Outcome::kOk, 200));
+  }
+}
+
+TEST_CASE("prune removes the keys no config names and keeps the others", "[integration][state][sqlite]") {
+  TempDir dir;
+  FakeClock clock;
+  const std::string path = dir.path() + "/state.db";
+  Process a(path, clock);
+  for (size_t k = 0; k < 2; ++k) {
+    auto lease = a.pool.Acquire(k);
+    REQUIRE(lease);
+    a.pool.Report(*lease, Out(Outcome::kAuthError, 401));
+  }
+  auto all = a.store->List();
+  REQUIRE(all);
+  REQUIRE(all->size() == 2);
+  auto keep = a.store->IdOf(keypool::KeyIdentity{"openai", "openai#1", "", "", OpenAiSecrets(1)[0], 0});
+  REQUIRE(keep);
+  auto gone = a.store->Prune({*keep});
+  REQUIRE(gone);
+  CHECK(*gone == 1);
+  auto left = a.store->List();
+  REQUIRE(left);
+  REQUIRE(left->size() == 1);
+  CHECK((*left)[0].id == *keep);
+}
+
 TEST_CASE("calls that change no state make no store write", "[integration][state][sqlite]") {
   TempDir dir;
   FakeClock clock;
