@@ -1,9 +1,10 @@
 #pragma once
 /// Small string helpers with one home (ninja's util.h habit): ASCII case, trimming and
-/// cutting text on a UTF-8 character boundary. Header-only, no allocation surprises.
+/// cutting text on a UTF-8 character boundary, hex. Header-only, no allocation surprises.
 
 #include <algorithm>
 #include <cstddef>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -38,6 +39,36 @@ inline std::string TruncateUtf8(std::string_view text, size_t max) {
   size_t cut = max;
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return std::string(text.substr(0, cut)) + "\xE2\x80\xA6";
+}
+
+/// `bytes` as lowercase hex.
+inline std::string HexEncode(std::string_view bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char b : bytes) {
+    out.push_back(kDigits[b >> 4]);
+    out.push_back(kDigits[b & 15]);
+  }
+  return out;
+}
+
+/// The bytes `hex` (either case) spells; nullopt for an odd length or a non-hex digit.
+inline std::optional<std::string> HexDecode(std::string_view hex) {
+  auto value = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out;
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = value(hex[i]), lo = value(hex[i + 1]);
+    if (hi < 0 || lo < 0) return std::nullopt;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return out;
 }
 
 }  // namespace kpm

@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "server/config.h"
+#include "server/key_sources.h"
 
 #include "fuzz/fuzz_check.h"
 
@@ -118,6 +119,9 @@ void CheckLoaded(const kpm::server::Config& c, const std::string& path) {
 }
 
 void Run(std::string_view input) {
+  // A generated config may name a keyCommand: no input may start a program.
+  static const bool kNoCommands = (kpm::server::SetKeyCommandsEnabled(false), true);
+  (void)kNoCommands;
   if (input.empty()) return;
   static const char* kPaths[] = {"config.yaml", "config.json", "keypool-config", "conf.YML"};
   const std::string path = kPaths[static_cast<unsigned char>(input[0]) % 4];

@@ -21,8 +21,9 @@
 #include "providers/base_url.h"
 #include "server/config_document.h"
 #include "server/config_hints.h"
+#include "server/key_sources.h"
 #include "server/logging.h"
-#include "state/redis_backend.h"
+#include "state/store_spec.h"
 
 namespace kpm::server {
 namespace {
@@ -85,7 +86,9 @@ constexpr auto kFailoverFields = [] {
   for (size_t i = 0; i < names.size(); ++i) names[i] = kFailoverTable[i].name;
   return names;
 }();
-constexpr std::string_view kKeyFields[] = {"key", "name", "account", "baseUrl", "limits"};
+constexpr std::string_view kKeyFields[] = {"key", "keyFile", "keyCommand", "name", "account", "baseUrl", "limits"};
+/// The fields that give the key itself: a key object has exactly one of them.
+constexpr std::string_view kKeySources[] = {"key", "keyFile", "keyCommand"};
 constexpr Names kTypes = providers::kProviderTypeNames;
 
 /// `unknown` quoted for a message: as written when it is a typo of a known name (within
@@ -146,6 +149,11 @@ class Loader {
   Result<keypool::KeySpec> LoadKey(const ProviderConfig& pc, size_t n, const ConfigDocument& v,
                                    const std::string& path, const ConfigDocument*& url_node);
   Status ResolveSecret(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key);
+  /// `keyFile` (key_sources.h): a file that cannot give a key is a config error.
+  Status ResolveKeyFile(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key) const;
+  /// `keyCommand` (key_sources.h): a malformed value is a config error; a command that
+  /// fails disables the key with the reason and a warning, as an unset $VAR does.
+  Status ResolveKeyCommand(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key);
   Status LoadHeaders(ProviderConfig& pc, const ConfigDocument& v, const std::string& path) const;
   Status LoadFailover(keypool::FailoverPolicy& policy, const ConfigDocument& v, const std::string& path) const;
   Result<keypool::KeyLimits> LoadLimits(const ConfigDocument& v, const std::string& path) const;
@@ -607,6 +615,7 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
   key.limits = pc.limits;
   const ConfigDocument* secret = &v;
   std::string secret_path = path;
+  std::string_view source = "key";  // which of kKeySources gives the key
   if (v.kind == Kind::kMap) {
     // Field names of a key object are not quoted when unknown: a pasted key might be one.
     for (size_t i = 0; i < v.entries.size(); ++i) {
@@ -614,11 +623,27 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
       std::string hint = v.entries[i].key.size() <= 32 ? DidYouMean(v.entries[i].key, kKeyFields) : "";
       return Fail(v.key_marks[i], path,
                   "unknown field " + QuoteUnknown(v.entries[i].key, kKeyFields) + hint +
-                      " (a key object has: key, name, account, baseUrl, limits)");
+                      " (a key object has: key, keyFile, keyCommand, name, account, baseUrl, limits)");
     }
-    secret = Find(v, "key");
-    secret_path = Child(path, "key");
-    if (!secret) return Fail(v, path, "missing \"key\" (the key itself, or $VARIABLE)");
+    std::vector<size_t> sources;  // entries giving the key: exactly one
+    for (size_t i = 0; i < v.entries.size(); ++i) {
+      if (HasName(kKeySources, v.entries[i].key) && v.entries[i].value.kind != Kind::kNull) sources.push_back(i);
+    }
+    if (sources.empty()) {
+      return Fail(v, path,
+                  "missing \"key\", \"keyFile\" or \"keyCommand\" (the key itself or $VARIABLE, a file holding "
+                  "it, or a command printing it)");
+    }
+    if (sources.size() > 1) {
+      const std::string& first = v.entries[sources[0]].key;
+      const std::string& second = v.entries[sources[1]].key;
+      return Fail(v.key_marks[sources[1]], Child(path, second),
+                  "\"" + first + "\" and \"" + second +
+                      "\" are both given: a key object has exactly one of key, keyFile, keyCommand");
+    }
+    source = v.entries[sources[0]].key;
+    secret = &v.entries[sources[0]].value;
+    secret_path = Child(path, source);
     if (const ConfigDocument* name = Find(v, "name")) {
       auto label = GetLabel(*name, Child(path, "name"));
       if (!label) return label.error();
@@ -642,6 +667,12 @@ Result<keypool::KeySpec> Loader::LoadKey(const ProviderConfig& pc, size_t n, con
     }
   }
   key.host = providers::UrlHost(key.base_url.empty() ? pc.base_url : key.base_url);
+  if (source != "key") {
+    Status s = source == "keyFile" ? ResolveKeyFile(*secret, secret_path, key)
+                                   : ResolveKeyCommand(*secret, secret_path, key);
+    if (!s) return s.error();
+    return key;
+  }
   if (secret->kind != Kind::kString) {
     return WrongType(*secret, secret_path,
                      secret == &v ? "a string or an object {key, name, account, baseUrl}"
@@ -694,6 +725,49 @@ Status Loader::ResolveSecret(const ConfigDocument& v, const std::string& path, k
     key.secret = *value;
     return Ok{};
   }
+  warnings_.push_back(ConfigLocation(file_, v.mark, path) + key.disabled_reason + "; key " + key.label +
+                      " is disabled");
+  return Ok{};
+}
+
+Status Loader::ResolveKeyFile(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key) const {
+  if (v.kind != Kind::kString || v.text.empty()) {
+    return v.kind == Kind::kString ? Fail(v, path, "must not be empty")
+                                   : WrongType(v, path, "a string (the path of a file holding the key)");
+  }
+  auto file = ResolveKeyFilePath(v.text, std::filesystem::path(file_).parent_path().string(),
+                                 env_ ? env_("HOME").value_or("") : "");
+  if (!file) return Fail(v, path, file.error().message);
+  auto secret = ReadKeyFile(file.value());  // its messages never hold the content
+  if (!secret) return Fail(v, path, secret.error().message);
+  if (!IsHeaderSafe(secret.value())) {
+    return Fail(v, path, "keyFile " + file.value() + ": the key contains spaces or control characters");
+  }
+  key.secret = std::move(secret.value());
+  return Ok{};
+}
+
+Status Loader::ResolveKeyCommand(const ConfigDocument& v, const std::string& path, keypool::KeySpec& key) {
+  if (v.kind != Kind::kList) {
+    return WrongType(v, path, "a list of strings (the program and its arguments, no shell: [pass, show, openai/key-1])");
+  }
+  if (v.items.empty()) return Fail(v, path, "an empty list: give the program and its arguments");
+  std::vector<std::string> argv;
+  for (size_t i = 0; i < v.items.size(); ++i) {
+    const ConfigDocument& item = v.items[i];
+    if (item.kind != Kind::kString && item.kind != Kind::kInt && item.kind != Kind::kFloat) {
+      return WrongType(item, path + "[" + std::to_string(i) + "]", "a string");
+    }
+    argv.push_back(item.text);
+  }
+  if (argv[0].empty()) return Fail(v.items[0], path + "[0]", "the program name is empty");
+  auto secret = RunKeyCommand(argv);  // once, at load; its messages never hold stdout
+  if (secret && IsHeaderSafe(secret.value())) {
+    key.secret = std::move(secret.value());
+    return Ok{};
+  }
+  key.disabled_reason = secret ? DescribeCommand(argv) + " printed a key with spaces or control characters"
+                               : secret.error().message;
   warnings_.push_back(ConfigLocation(file_, v.mark, path) + key.disabled_reason + "; key " + key.label +
                       " is disabled");
   return Ok{};

@@ -10,7 +10,7 @@
 
 #include "common/result.h"
 #include "providers/provider_config.h"
-#include "state/open_store.h"
+#include "state/store_spec.h"
 
 namespace kpm::server {
 

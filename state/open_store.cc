@@ -6,12 +6,6 @@
 
 namespace kpm::state {
 
-std::string DefaultSqlitePath(const std::string& xdg_state_home, const std::string& home) {
-  if (!xdg_state_home.empty() && xdg_state_home[0] == '/') return xdg_state_home + "/keypool-mcp/state.db";
-  if (!home.empty()) return home + "/.local/state/keypool-mcp/state.db";
-  return "";
-}
-
 Result<std::shared_ptr<keypool::KeyStateStore>> OpenStore(const StoreSpec& spec) {
   switch (spec.type) {
     case StoreType::kNone:

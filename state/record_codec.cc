@@ -72,11 +72,6 @@ bool SameHolds(const std::vector<Hold>& a, const std::vector<Hold>& b) {
   return std::equal(a.begin(), a.end(), b.begin(), b.end(), SameHold);
 }
 bool SameWindow(const Window& a, const Window& b) { return a.start_ms == b.start_ms && a.used == b.used; }
-bool SameLimits(const RateLimitInfo& a, const RateLimitInfo& b) {
-  return a.retry_at_ms == b.retry_at_ms && a.requests_remaining == b.requests_remaining &&
-         a.requests_reset_at_ms == b.requests_reset_at_ms && a.tokens_remaining == b.tokens_remaining &&
-         a.tokens_reset_at_ms == b.tokens_reset_at_ms;
-}
 
 }  // namespace
 
@@ -167,8 +162,7 @@ bool SameState(const KeyRecord& a, const KeyRecord& b) {
          a.reason == b.reason && a.rate_limit_streak == b.rate_limit_streak && a.error_streak == b.error_streak &&
          a.server_error_strikes == b.server_error_strikes && SameHold(a.trial, b.trial) &&
          SameHolds(a.leases, b.leases) && SameHolds(a.sticky, b.sticky) && SameWindow(a.minute, b.minute) &&
-         SameWindow(a.day, b.day) && SameWindow(a.minute_tokens, b.minute_tokens) &&
-         SameLimits(a.last_limits, b.last_limits) && a.reset_at_ms == b.reset_at_ms &&
+         SameWindow(a.day, b.day) && SameWindow(a.minute_tokens, b.minute_tokens) && a.reset_at_ms == b.reset_at_ms &&
          a.last_error == b.last_error;
 }
 
@@ -198,12 +192,16 @@ KeyRecord MergeRecovered(const KeyRecord& stored, const KeyRecord& local) {
   m.minute = later(stored.minute, local.minute);
   m.day = later(stored.day, local.day);
   m.minute_tokens = later(stored.minute_tokens, local.minute_tokens);
-  if (local.last_used_ms && (!stored.last_used_ms || *local.last_used_ms > *stored.last_used_ms)) {
-    m.last_used_ms = local.last_used_ms;
-    m.last_status = local.last_status;
-    m.last_error = local.last_error;
-  }
+  KeepNewerUse(m, local);
+  if (local.last_used_ms && m.last_used_ms == local.last_used_ms) m.last_error = local.last_error;
   return m;
+}
+
+void KeepNewerUse(KeyRecord& stored, const KeyRecord& local) {
+  if (!local.last_used_ms || (stored.last_used_ms && *stored.last_used_ms >= *local.last_used_ms)) return;
+  stored.last_used_ms = local.last_used_ms;
+  stored.last_status = local.last_status;
+  stored.last_limits = local.last_limits;
 }
 
 }  // namespace kpm::state

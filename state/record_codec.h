@@ -32,8 +32,9 @@ std::string EncodeRecord(const keypool::KeyRecord& r, const EntryMeta& meta);
 Result<StoredRecord> DecodeRecord(const std::string& text);
 
 /// True when `a` and `b` differ only in what a call changes every time — counters,
-/// the last status, the last use, the process-local in_flight — so a store can skip
-/// the write and add the counters later.
+/// the last status, use and rate-limit figures (which every OpenAI or Anthropic answer
+/// changes: they drive no decision), the process-local in_flight — so a store can skip
+/// the write and carry them with the next one.
 bool SameState(const keypool::KeyRecord& a, const keypool::KeyRecord& b);
 
 /// After the store was out of reach: `stored` (what the store holds now) with what
@@ -41,5 +42,9 @@ bool SameState(const keypool::KeyRecord& a, const keypool::KeyRecord& b);
 /// extends, a disabled key stays disabled, the newer of two causes wins — except
 /// what a `status --reset` newer than the local cause cleared.
 keypool::KeyRecord MergeRecovered(const keypool::KeyRecord& stored, const keypool::KeyRecord& local);
+
+/// The last use (time, status, rate-limit figures) of `local` into `stored` when it is
+/// newer: what a process saw last but did not write.
+void KeepNewerUse(keypool::KeyRecord& stored, const keypool::KeyRecord& local);
 
 }  // namespace kpm::state

@@ -35,29 +35,12 @@
 
 #include "common/result.h"
 #include "state/state_backend.h"
+#include "state/store_spec.h"
 
 struct redisContext;
 struct redisReply;
 
 namespace kpm::state {
-
-/// Where the Redis store is. Built by ParseRedisUrl, or by hand in tests.
-struct RedisOptions {
-  std::string host = "127.0.0.1";
-  int port = 6379;
-  int db = 0;
-  std::string username;  ///< empty: `AUTH password` (no ACL user)
-  std::string password;  ///< empty: no AUTH. Never shown.
-  std::string prefix = "keypool";
-  int connect_timeout_ms = 250;
-  int command_timeout_ms = 250;
-};
-
-/// Parses `redis://[:password@]host[:port][/db]` or `redis://user:password@host[:port][/db]`
-/// (user and password may be percent-encoded; an IPv6 host goes in brackets). Port
-/// defaults to 6379, db to 0. A malformed URL, `rediss://`, a query string or an empty
-/// `prefix` is a kConfig error whose message never contains the password.
-Result<RedisOptions> ParseRedisUrl(std::string_view url, std::string prefix);
 
 /// One Redis connection's reply, freed with it.
 struct RedisReplyDeleter {

@@ -11,6 +11,7 @@
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
+#include "common/strings.h"
 #include "keypool/key_pool.h"
 
 namespace kpm::state {
@@ -32,17 +33,6 @@ int64_t WallMs() {
       .count();
 }
 
-std::string Hex(const unsigned char* p, size_t n) {
-  static const char kDigits[] = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(kDigits[p[i] >> 4]);
-    out.push_back(kDigits[p[i] & 15]);
-  }
-  return out;
-}
-
 }  // namespace
 
 std::string HmacSha256Hex(const std::string& secret, const std::string& data) {
@@ -50,7 +40,7 @@ std::string HmacSha256Hex(const std::string& secret, const std::string& data) {
   unsigned int len = 0;
   HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
        reinterpret_cast<const unsigned char*>(data.data()), data.size(), mac, &len);
-  return Hex(mac, len);
+  return HexEncode(std::string_view(reinterpret_cast<const char*>(mac), len));
 }
 
 std::string RandomHex(size_t bytes) {
@@ -60,7 +50,7 @@ std::string RandomHex(size_t bytes) {
     // owners distinct, and a secret made this way is only weaker, never shared.
     std::snprintf(raw.data(), bytes, "%d-%lld", static_cast<int>(getpid()), static_cast<long long>(SteadyMs()));
   }
-  return Hex(reinterpret_cast<const unsigned char*>(raw.data()), raw.size());
+  return HexEncode(raw);
 }
 
 SharedKeyStateStore::SharedKeyStateStore(std::unique_ptr<StateBackend> backend)
@@ -86,6 +76,7 @@ std::string SharedKeyStateStore::Bind(const keypool::KeyIdentity& key) {
   std::lock_guard<std::mutex> lock(mu_);
   std::string handle = key.provider + "/" + std::to_string(key.index) + "/" + key.label;
   Cached& c = cache_[handle];
+  c = Cached{};  // a handle bound again (another key under that label) starts clean
   c.identity = key;
   c.meta.provider = key.provider;
   c.meta.host = key.host;
@@ -133,9 +124,10 @@ bool SharedKeyStateStore::Reachable() const {
     v = backend_->Version();
     if (!v) return false;
   }
-  // The secret is read again whenever the store changed: a store that was reset (an
+  // The secret is read again after an outage: a store that was reset meanwhile (an
   // empty Redis, a deleted file) may have been given a new one by another process.
-  if (secret_.empty() || degraded_ || *v != version_) {
+  // (Refresh also checks it when a record it read before has vanished.)
+  if (secret_.empty() || degraded_) {
     Result<std::string> secret = backend_->Secret();
     if (!secret) {
       Degrade(secret.error().message);
@@ -166,6 +158,7 @@ void SharedKeyStateStore::Rekey(const std::string& secret) const {
     // What this process knew under the old ids is merged into the new ones.
     if (!first && c.loaded) c.dirty = true;
     c.loaded = false;
+    c.existed = false;
   }
 }
 
@@ -176,8 +169,19 @@ void SharedKeyStateStore::Refresh(Cached& c) const {
     Degrade(text.error().message);
     return;
   }
+  if (!text->has_value() && c.existed && !secret_.empty()) {
+    // A record this process read before is gone: the store may have been reset (an
+    // empty Redis after a restart, a deleted file) and given a new id secret.
+    Result<std::string> secret = backend_->Secret();
+    if (secret && *secret != secret_) {
+      Rekey(*secret);
+      Refresh(c);
+      return;
+    }
+  }
   KeyRecord fresh;
   if (text->has_value()) {
+    c.existed = true;
     Result<StoredRecord> decoded = DecodeRecord(**text);
     if (decoded) {
       fresh = std::move(decoded->record);
@@ -187,6 +191,7 @@ void SharedKeyStateStore::Refresh(Cached& c) const {
     }
   }
   if (c.dirty) fresh = MergeRecovered(fresh, c.record);
+  KeepNewerUse(fresh, c.record);
   fresh.requests += c.pending_requests;
   fresh.failures += c.pending_failures;
   fresh.in_flight = c.record.in_flight;
@@ -207,9 +212,7 @@ bool SharedKeyStateStore::WriteThrough(Cached& c, const std::function<void(KeyRe
     fresh.in_flight = c.record.in_flight;
     fresh.requests += c.pending_requests;
     fresh.failures += c.pending_failures;
-    if (c.record.last_used_ms && (!fresh.last_used_ms || *c.record.last_used_ms > *fresh.last_used_ms)) {
-      fresh.last_used_ms = c.record.last_used_ms;
-    }
+    KeepNewerUse(fresh, c.record);
     fn(fresh);
     result = fresh;
     EntryMeta meta = c.meta;
@@ -222,6 +225,7 @@ bool SharedKeyStateStore::WriteThrough(Cached& c, const std::function<void(KeyRe
   }
   c.record = std::move(result);
   c.loaded = true;
+  c.existed = true;
   c.dirty = false;
   c.pending_requests = 0;
   c.pending_failures = 0;

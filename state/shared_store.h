@@ -70,6 +70,7 @@ class SharedKeyStateStore : public keypool::KeyStateStore {
     keypool::KeyRecord record;      ///< stored state + local counters + in_flight
     uint64_t seen_version = 0;
     bool loaded = false;            ///< record has been read from the backend
+    bool existed = false;           ///< the backend had a record for it once
     bool dirty = false;             ///< changed while the backend was out of reach
     uint64_t pending_requests = 0;  ///< counted here, not written yet
     uint64_t pending_failures = 0;

@@ -79,28 +79,44 @@ class SqliteBackend : public StateBackend {
       del.Bind(1, WallMs() - kEntryTtlMs);
       del.Step();
     }
+    // The two statements of the hot path, prepared once per connection.
+    if (sqlite3_prepare_v3(db_, "PRAGMA data_version", -1, SQLITE_PREPARE_PERSISTENT, &version_stmt_, nullptr) !=
+            SQLITE_OK ||
+        sqlite3_prepare_v3(db_, "SELECT value FROM entries WHERE id = ?", -1, SQLITE_PREPARE_PERSISTENT,
+                           &read_stmt_, nullptr) != SQLITE_OK) {
+      Error e = Fail();
+      Close();
+      return e;
+    }
     ++generation_;
     return Ok{};
   }
 
   Result<uint64_t> Version() override {
     if (Status s = Open(); !s) return s.error();
-    Stmt q(db_, "PRAGMA data_version");
-    if (!q.ok() || q.Step() != SQLITE_ROW) return Fail();
+    sqlite3_reset(version_stmt_);
+    if (sqlite3_step(version_stmt_) != SQLITE_ROW) return Fail();
     // data_version is per connection: a new connection may start from the same
     // number, so the generation keeps versions distinct across reopenings.
-    return (generation_ << 40) + static_cast<uint64_t>(sqlite3_column_int64(q.get(), 0));
+    const uint64_t v = (generation_ << 40) + static_cast<uint64_t>(sqlite3_column_int64(version_stmt_, 0));
+    sqlite3_reset(version_stmt_);
+    return v;
   }
 
   Result<std::optional<std::string>> Read(const std::string& id) override {
     if (Status s = Open(); !s) return s.error();
-    Stmt q(db_, "SELECT value FROM entries WHERE id = ?");
-    if (!q.ok()) return Fail();
-    q.Bind(1, id);
-    int rc = q.Step();
-    if (rc == SQLITE_DONE) return std::optional<std::string>();
-    if (rc != SQLITE_ROW) return Fail();
-    return std::optional<std::string>(q.Text(0));
+    sqlite3_reset(read_stmt_);
+    sqlite3_bind_text(read_stmt_, 1, id.data(), static_cast<int>(id.size()), SQLITE_TRANSIENT);
+    int rc = sqlite3_step(read_stmt_);
+    std::optional<std::string> out;
+    if (rc == SQLITE_ROW) {
+      const unsigned char* p = sqlite3_column_text(read_stmt_, 0);
+      out = p ? std::string(reinterpret_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(read_stmt_, 0)))
+              : std::string();
+    }
+    sqlite3_reset(read_stmt_);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Fail();
+    return out;
   }
 
   Result<std::string> Update(const std::string& id,
@@ -237,12 +253,18 @@ class SqliteBackend : public StateBackend {
   }
 
   void Close() {
+    sqlite3_finalize(version_stmt_);
+    sqlite3_finalize(read_stmt_);
+    version_stmt_ = nullptr;
+    read_stmt_ = nullptr;
     if (db_ != nullptr) sqlite3_close_v2(db_);
     db_ = nullptr;
   }
 
   std::string path_;
   sqlite3* db_ = nullptr;
+  sqlite3_stmt* version_stmt_ = nullptr;
+  sqlite3_stmt* read_stmt_ = nullptr;
   uint64_t generation_ = 0;
   std::string known_secret_;  ///< the last secret read, put back if the file loses it
 };
