@@ -223,7 +223,7 @@ McpServer::Answer McpServer::OnListTools(const nlohmann::json& params) {
   const std::size_t end = std::min(all.size(), offset + options_.tools_page_size);
   for (std::size_t i = offset; i < end; ++i) {
     const Tool& t = all[i];
-    r.tools.push_back({t.name, t.title, t.description, t.input_schema, t.output_schema});
+    r.tools.push_back({t.name, t.title, t.description, t.input_schema, t.output_schema, t.annotations});
   }
   if (end < all.size()) r.next_cursor = protocol::EncodeCursor(end);
   return {protocol::ToJson(r), std::nullopt};

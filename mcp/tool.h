@@ -44,6 +44,7 @@ struct Tool {
   std::string description;
   Json input_schema;   ///< JSON Schema; root must be {"type":"object"}
   Json output_schema;  ///< JSON Schema; root must be {"type":"object"}
+  Json annotations;    ///< MCP ToolAnnotations (hints for the client); null for none
   ToolHandler handler;
   /// The handler does no upstream I/O and returns in well under a millisecond
   /// (key_status): it is answered on the reading thread at once, never queued behind

@@ -48,6 +48,7 @@ Json ToJson(const ToolDescriptor& t) {
   j["description"] = t.description;
   j["inputSchema"] = t.input_schema;
   if (!t.output_schema.is_null()) j["outputSchema"] = t.output_schema;
+  if (!t.annotations.is_null()) j["annotations"] = t.annotations;
   return j;
 }
 

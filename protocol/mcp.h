@@ -45,6 +45,7 @@ struct ToolDescriptor {
   std::string description;
   Json input_schema;
   Json output_schema;       ///< omitted when null
+  Json annotations;         ///< ToolAnnotations (readOnlyHint, openWorldHint…); omitted when null
 };
 Json ToJson(const ToolDescriptor& t);
 

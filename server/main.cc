@@ -71,6 +71,26 @@ int RunCheck(App& app) {
   return all_usable ? 0 : 1;
 }
 
+/// initialize's `instructions`: when an agent should use which tool, and what it has.
+std::string ServerInstructions(App& app) {
+  std::string providers;
+  for (ProviderEntry* e : app.All()) {
+    if (!providers.empty()) providers.append(", ");
+    providers.append(e->config.name).append(" (").append(std::to_string(e->pool->size()));
+    providers.append(e->pool->size() == 1 ? " key)" : " keys)");
+  }
+  std::string out("keypool-mcp sends model calls through a pool of API keys and fails over between keys and "
+                  "providers by itself. Providers: ");
+  out.append(providers).append("; the default is ").append(app.Default()->config.name);
+  out.append(
+      ". Use `complete` to ask a model (name a provider or model only when the user asks for one); "
+      "`key_status` to answer which key is active or why a call failed (it costs nothing); "
+      "`check_keys` to test every key against its provider when the user says a key was fixed or replaced; "
+      "`list_models` to see what a provider offers. When `complete` says no key is left, show the user its "
+      "message: it lists every key with the reason and when it is back.");
+  return out;
+}
+
 struct StatusFlags {
   bool json = false;
   bool watch = false;
@@ -160,7 +180,9 @@ int Main(int argc, char** argv) {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     // --help is a ParseError too: CLI11 prints it (help to stdout, errors to stderr).
-    return cli.exit(e);
+    // Exit codes (docs/configuration.md): 0 ok, 1 check failed, 2 usage or config error;
+    // CLI11's own codes (105-114) would say nothing to a script.
+    return cli.exit(e) == 0 ? 0 : 2;
   }
   if (version) {
     std::printf("keypool-mcp %s\n", KPM_VERSION);
@@ -218,6 +240,7 @@ int Main(int argc, char** argv) {
   transport.SetOutputFilter([scrubber](std::string line) { return scrubber->Scrub(line); });
   mcp::McpServerOptions options;
   options.version = KPM_VERSION;
+  options.instructions = ServerInstructions(*app);
   options.loop = &io_loop;  // tool calls run on fibers of the I/O loop
   options.max_concurrent_calls = app->config().max_concurrent_calls;
   mcp::McpServer server(options, registry, transport);

@@ -48,6 +48,8 @@ Tool MakeCompleteTool(App& app) {
   Tool t;
   t.name = "complete";
   t.title = "Complete through the key pool";
+  // Reaches a model provider over the network; does not change anything of the user's.
+  t.annotations = Json{{"readOnlyHint", false}, {"destructiveHint", false}, {"openWorldHint", true}};
   t.description =
       "Runs one model completion through the provider's pool of API keys. A key that is rate limited, "
       "out of credit, revoked or failing is skipped automatically and the call moves to the next key "

@@ -99,6 +99,7 @@ Tool MakeKeyStatusTool(App& app) {
   Tool t;
   t.name = "key_status";
   t.title = "Key pool status";
+  t.annotations = Json{{"readOnlyHint", true}, {"openWorldHint", false}};
   t.description =
       "Shows every API key of every provider (or one provider): label, fingerprint, state "
       "(ready, cooling_down, disabled), why, when a cooling key is ready again, and counters. "
@@ -122,6 +123,9 @@ Tool MakeCheckKeysTool(App& app) {
   Tool t;
   t.name = "check_keys";
   t.title = "Check API keys";
+  // Sends one small request per key and records what it learns about each.
+  t.annotations = Json{{"readOnlyHint", false}, {"destructiveHint", false}, {"idempotentHint", true},
+                       {"openWorldHint", true}};
   t.description =
       "Runs a health check on every key (or one provider's keys): one cheap authenticated request per "
       "key, no completion spent. A passing check brings a revoked-then-fixed key back; returns the "

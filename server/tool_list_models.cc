@@ -11,6 +11,7 @@ Tool MakeListModelsTool(App& app) {
   Tool t;
   t.name = "list_models";
   t.title = "List a provider's models";
+  t.annotations = Json{{"readOnlyHint", true}, {"openWorldHint", true}};
   t.description =
       "Lists the models a provider offers (fetched from the upstream through the key pool, with the "
       "same failover as `complete`).";

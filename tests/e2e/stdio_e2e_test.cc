@@ -108,6 +108,12 @@ TEST_CASE("initialize echoes a supported protocol version and answers 2025-11-25
     CHECK(result["protocolVersion"] == answered);
     CHECK(result["serverInfo"]["name"].is_string());
     CHECK(result["serverInfo"]["version"].is_string());
+    // instructions tell the agent which tool is for what, and what this server has.
+    const std::string instructions = result.value("instructions", "");
+    for (const char* tool : {"complete", "key_status", "check_keys", "list_models"}) {
+      CHECK(instructions.find(tool) != std::string::npos);
+    }
+    CHECK(instructions.find("the default is ") != std::string::npos);
     CHECK(result["capabilities"]["tools"].is_object());
     // notifications/initialized (sent by Initialize) gets no reply; ping still works.
     auto ping = server.session().Request("ping", nullptr, kReadTimeout);
@@ -139,6 +145,14 @@ TEST_CASE("tools/list has the four tools and each has object input and output sc
   }
   CHECK(names == std::set<std::string>{"complete", "key_status", "check_keys", "list_models"});
   CHECK(tools.size() == 4);
+  // Hints for the client: what only reads, what reaches the outside world.
+  for (const auto& tool : tools) {
+    const std::string name = tool.value("name", "");
+    INFO(name);
+    REQUIRE(tool["annotations"].is_object());
+    CHECK(tool["annotations"]["readOnlyHint"] == (name == "key_status" || name == "list_models"));
+    CHECK(tool["annotations"]["openWorldHint"] == (name != "key_status"));
+  }
   // All four fit on one page: no cursor to follow.
   CHECK_FALSE(((*reply)["result"].contains("nextCursor") &&
                !(*reply)["result"]["nextCursor"].is_null()));
@@ -345,6 +359,14 @@ TEST_CASE("the version flag prints a version on stdout and exits 0", "[e2e][stdi
   auto p = RunToExit(KeypoolBinary(), {"--version"}, home);
   CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(0));
   CHECK(std::regex_search(p->StdoutSoFar(), std::regex(R"(\d+\.\d+\.\d+)")));
+}
+
+TEST_CASE("an unknown flag is a usage error with exit code 2", "[e2e][stdio]") {
+  TempDir home;
+  auto p = RunToExit(KeypoolBinary(), {"--no-such-flag"}, home);
+  CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(2));
+  CHECK(p->StdoutSoFar().empty());
+  CHECK(p->Stderr().find("--no-such-flag") != std::string::npos);
 }
 
 TEST_CASE("the help flag prints usage naming the flags and exits 0", "[e2e][stdio]") {
