@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <thread>
 
 #include <sqlite3.h>
 
@@ -63,7 +64,7 @@ class SqliteBackend : public StateBackend {
       return MakeError(ErrorKind::kIo, msg);
     }
     db_ = db;
-    sqlite3_busy_timeout(db_, kSqliteBusyTimeoutMs);
+    sqlite3_busy_handler(db_, &SqliteBackend::WaitForLock, this);
     const char* setup =
         "PRAGMA journal_mode=WAL;"
         "PRAGMA synchronous=NORMAL;"
@@ -222,6 +223,19 @@ class SqliteBackend : public StateBackend {
     return Ok{};
   }
 
+  /// SQLite's own busy timeout sleeps ever longer (up to 100 ms a try), so a writer
+  /// facing another process that writes in a tight loop can miss every short window
+  /// between its transactions and give up. This one looks again every millisecond
+  /// until kSqliteBusyTimeoutMs has passed since the first try.
+  static int WaitForLock(void* self, int tries) {
+    auto* b = static_cast<SqliteBackend*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (tries == 0) b->busy_since_ = now;
+    if (now - b->busy_since_ >= std::chrono::milliseconds(kSqliteBusyTimeoutMs)) return 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    return 1;
+  }
+
   Status Exec(const char* sql) {
     char* err = nullptr;
     int rc = sqlite3_exec(db_, sql, nullptr, nullptr, &err);
@@ -266,6 +280,7 @@ class SqliteBackend : public StateBackend {
   sqlite3_stmt* version_stmt_ = nullptr;
   sqlite3_stmt* read_stmt_ = nullptr;
   uint64_t generation_ = 0;
+  std::chrono::steady_clock::time_point busy_since_;  // when the current wait for a lock began
   std::string known_secret_;  ///< the last secret read, put back if the file loses it
 };
 

@@ -11,7 +11,8 @@
 
 namespace kpm::state {
 
-/// How long a write waits for another process's write lock before it gives up.
+/// How long a write waits for another process's write lock before it gives up
+/// (looking again every millisecond, so a busy writer cannot starve it).
 inline constexpr int kSqliteBusyTimeoutMs = 250;
 
 /// `path` is created (with its folder) on first Open().
