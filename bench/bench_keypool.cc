@@ -51,7 +51,7 @@ std::string MakeKey(std::mt19937& rng) {
 std::vector<KeySpec> MakeKeys(int n) {
   std::mt19937 rng(42);
   std::vector<KeySpec> keys;
-  for (int i = 0; i < n; ++i) keys.push_back(KeySpec{MakeKey(rng), "bench#" + std::to_string(i + 1), "", "", "", "", {}});
+  for (int i = 0; i < n; ++i) keys.push_back(KeySpec{MakeKey(rng), "bench#" + std::to_string(i + 1), "", "", "", "", {}, ""});
   return keys;
 }
 

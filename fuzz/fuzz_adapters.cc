@@ -259,7 +259,7 @@ void Run(const uint8_t* data, size_t size) {
   config.name = adapter.name;
   config.type = adapter.type;
   config.base_url = pv::DefaultBaseUrl(adapter.type);
-  config.keys = {kp::KeySpec{key, lease.label, "", "", "", "", {}}};
+  config.keys = {kp::KeySpec{key, lease.label, "", "", "", "", {}, ""}};
   config.model = "fuzz-model";
   if (adapter.type == pv::ProviderType::kAnthropic) config.max_tokens = 4096;
 

@@ -27,6 +27,7 @@ struct KeySpec {
   std::string base_url;         ///< the key's own endpoint; empty = the provider's baseUrl
   std::string host;             ///< the host of the endpoint it is sent to, for `status`
   KeyLimits limits;             ///< the key's `limits`, else its provider's
+  std::string env_var;          ///< the variable the key came from (`$VAR`); empty otherwise
 };
 
 enum class KeyState { kReady, kCoolingDown, kDisabled };

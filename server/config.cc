@@ -163,6 +163,7 @@ class Loader {
   std::string file_;
   const EnvLookup& env_;
   std::vector<std::string> warnings_;
+  std::vector<std::string> env_refs_;
   size_t literal_keys_ = 0;
   std::map<std::string, std::vector<ProviderRef>> provider_fallbacks_;
 };
@@ -384,6 +385,7 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
     }
   }
   config.warnings = std::move(warnings_);
+  config.env_refs = std::move(env_refs_);
   config.literal_keys = literal_keys_;
   return config;
 }
@@ -708,6 +710,8 @@ Status Loader::ResolveSecret(const ConfigDocument& v, const std::string& path, k
     return Fail(v, path, "not an environment variable reference: write $NAME or ${NAME} (letters, digits, _)");
   }
   std::string var(ref);
+  key.env_var = var;
+  if (std::find(env_refs_.begin(), env_refs_.end(), var) == env_refs_.end()) env_refs_.push_back(var);
   std::optional<std::string> value = env_ ? env_(var) : std::nullopt;
   if (value) {
     // `export KEY=$(cat file)` style values: surrounding whitespace is never part of a key.

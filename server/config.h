@@ -32,6 +32,9 @@ struct Config {
   /// How many keys are written out in the file (not `$VAR`). LoadConfigFile warns when
   /// such a file is readable by group or others.
   size_t literal_keys = 0;
+  /// Every environment variable a key names (`$VAR`), once each, in file order: what a
+  /// client that filters the environment must pass through (`register`).
+  std::vector<std::string> env_refs;
 };
 
 /// Reads one environment variable; nullopt when it is not set. An interface so tests

@@ -17,7 +17,7 @@ inline std::vector<keypool::KeySpec> Keys(const std::vector<std::string>& secret
                                           const std::string& account = "") {
   std::vector<keypool::KeySpec> keys;
   for (size_t i = 0; i < secrets.size(); ++i) {
-    keys.push_back(keypool::KeySpec{secrets[i], provider + "#" + std::to_string(i + 1), account, "", "", "", {}});
+    keys.push_back(keypool::KeySpec{secrets[i], provider + "#" + std::to_string(i + 1), account, "", "", "", {}, ""});
   }
   return keys;
 }

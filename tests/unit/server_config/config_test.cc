@@ -154,6 +154,8 @@ TEST_CASE("The SPEC example with OR_KEY_2 unset disables that key and warns", "[
   CHECK(openrouter.keys[0].disabled_reason.empty());
   CHECK(openrouter.keys[1].secret.empty());
   CHECK(openrouter.keys[1].disabled_reason == "environment variable OR_KEY_2 is not set");
+  CHECK(openrouter.keys[1].env_var == "OR_KEY_2");
+  CHECK(r->env_refs == std::vector<std::string>{"OR_KEY_1", "OR_KEY_2"});
   REQUIRE(r->warnings.size() == 1);
   CHECK(r->warnings[0] ==
         "config.json:4:67: mcp.openrouter.apiKey[1]: environment variable OR_KEY_2 is not set; "
