@@ -1,9 +1,17 @@
 #include "keypool/key_state_store.h"
 
+#include <functional>
+
 namespace kpm::keypool {
 
 std::string InMemoryKeyStateStore::Bind(const KeyIdentity& key) {
-  return key.provider + "/" + std::to_string(key.index) + "/" + key.label;
+  // The key itself, not its place in the list: a config reload that adds, removes or
+  // reorders keys keeps each remaining key's state. Never leaves the process (only
+  // a hash of the secret is kept). Keys without a secret (keyless, or disabled by
+  // configuration) are told apart by their place.
+  std::string id = key.provider + "\n" + key.base_url + "\n";
+  if (key.secret.empty()) return id + "#" + std::to_string(key.index);
+  return id + std::to_string(std::hash<std::string>{}(key.secret));
 }
 
 KeyRecord InMemoryKeyStateStore::Load(const std::string& key_id) const {

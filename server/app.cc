@@ -14,8 +14,8 @@ namespace {
 constexpr size_t kMaxConcurrentChecks = 16;
 }  // namespace
 
-Result<std::unique_ptr<App>> App::Create(Config config, std::unique_ptr<providers::HttpClient> http,
-                                         std::unique_ptr<keypool::Clock> clock,
+Result<std::unique_ptr<App>> App::Create(Config config, std::shared_ptr<providers::HttpClient> http,
+                                         std::shared_ptr<keypool::Clock> clock,
                                          std::shared_ptr<keypool::KeyStateStore> store) {
   std::unique_ptr<App> app(new App());
   app->http_ = std::move(http);
@@ -136,6 +136,28 @@ std::vector<KeyCheck> App::CheckKeys(const std::string& only, const CancelToken*
     checks.push_back(std::move(check));
   }
   return checks;
+}
+
+std::string App::Instructions() {
+  std::string providers;
+  for (ProviderEntry* e : All()) {
+    if (!providers.empty()) providers.append(", ");
+    const std::string model = e->config.model.empty() ? providers::DefaultModel(e->config.type) : e->config.model;
+    providers.append(e->config.name).append(" (").append(std::to_string(e->pool->size()));
+    providers.append(e->pool->size() == 1 ? " key" : " keys");
+    if (!model.empty()) providers.append(", model ").append(model);
+    providers.append(")");
+  }
+  std::string out("keypool-mcp sends model calls through a pool of API keys and fails over between keys and "
+                  "providers by itself. Providers: ");
+  out.append(providers).append("; the default is ").append(Default()->config.name);
+  out.append(
+      ". Use `complete` to ask a model (name a provider or model only when the user asks for one); "
+      "`key_status` to answer which key is active or why a call failed (it costs nothing); "
+      "`check_keys` to test every key against its provider when the user says a key was fixed or replaced; "
+      "`list_models` to see what a provider offers. When `complete` says no key is left, show the user its "
+      "message: it lists every key with the reason and when it is back.");
+  return out;
 }
 
 void App::StartStartupHealthChecks() {

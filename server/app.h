@@ -19,10 +19,6 @@
 #include "providers/provider.h"
 #include "server/config.h"
 
-namespace kpm::mcp {
-class ToolRegistry;
-}  // namespace kpm::mcp
-
 namespace kpm::server {
 
 /// One configured provider: its settings, keys and adapter.
@@ -43,11 +39,12 @@ struct KeyCheck {
 
 class App {
  public:
-  /// `http` and `clock` are owned by the App; `store` keeps every key's state (one
-  /// for all providers; nullptr: this process's memory only, as `state: none`).
+  /// `http`, `clock` and `store` may be shared with the App a reload replaces (one
+  /// HTTP client per I/O loop; key state outlives any one config). `store` keeps every
+  /// key's state (one for all providers; nullptr: this App's memory only).
   /// Fails on an inconsistent config.
-  static Result<std::unique_ptr<App>> Create(Config config, std::unique_ptr<providers::HttpClient> http,
-                                             std::unique_ptr<keypool::Clock> clock,
+  static Result<std::unique_ptr<App>> Create(Config config, std::shared_ptr<providers::HttpClient> http,
+                                             std::shared_ptr<keypool::Clock> clock,
                                              std::shared_ptr<keypool::KeyStateStore> store = nullptr);
   ~App();
 
@@ -71,14 +68,15 @@ class App {
   /// Starts the check for providers with healthCheck: true on a background thread.
   void StartStartupHealthChecks();
 
-  /// Registers complete, key_status, check_keys and list_models.
-  Status RegisterTools(mcp::ToolRegistry& registry);
+  /// initialize's `instructions`: when an agent should use which tool, and what this
+  /// config has (providers, key counts, default models).
+  std::string Instructions();
 
  private:
   App() = default;
   Config config_;
-  std::unique_ptr<providers::HttpClient> http_;
-  std::unique_ptr<keypool::Clock> clock_;
+  std::shared_ptr<providers::HttpClient> http_;
+  std::shared_ptr<keypool::Clock> clock_;
   std::shared_ptr<keypool::KeyStateStore> store_;
   std::shared_ptr<Scrubber> scrubber_;
   std::vector<std::unique_ptr<ProviderEntry>> entries_;

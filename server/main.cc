@@ -7,6 +7,7 @@
 #include <thread>
 #include <exception>
 #include <iostream>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -16,6 +17,8 @@
 #include "mcp/stdio_transport.h"
 #include "mcp/tool_registry.h"
 #include "server/app.h"
+#include "server/config_watcher.h"
+#include "server/live_app.h"
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/pool_view.h"
@@ -71,24 +74,20 @@ int RunCheck(App& app) {
   return all_usable ? 0 : 1;
 }
 
-/// initialize's `instructions`: when an agent should use which tool, and what it has.
-std::string ServerInstructions(App& app) {
-  std::string providers;
-  for (ProviderEntry* e : app.All()) {
-    if (!providers.empty()) providers.append(", ");
-    providers.append(e->config.name).append(" (").append(std::to_string(e->pool->size()));
-    providers.append(e->pool->size() == 1 ? " key)" : " keys)");
+/// After the config file changed: load it again; what loaded serves the next calls.
+void ReloadConfig(LiveApp& live, const std::string& path, const EnvLookup& env) {
+  const bool had_app = live.Get() != nullptr;
+  Status s = live.Load(path, env);
+  if (!s) {
+    spdlog::warn("config {} changed but does not load ({}); {}", path, s.error().message,
+                 had_app ? "the previous config keeps serving" : "still serving without a config");
+    return;
   }
-  std::string out("keypool-mcp sends model calls through a pool of API keys and fails over between keys and "
-                  "providers by itself. Providers: ");
-  out.append(providers).append("; the default is ").append(app.Default()->config.name);
-  out.append(
-      ". Use `complete` to ask a model (name a provider or model only when the user asks for one); "
-      "`key_status` to answer which key is active or why a call failed (it costs nothing); "
-      "`check_keys` to test every key against its provider when the user says a key was fixed or replaced; "
-      "`list_models` to see what a provider offers. When `complete` says no key is left, show the user its "
-      "message: it lists every key with the reason and when it is back.");
-  return out;
+  std::shared_ptr<App> app = live.Get();
+  size_t key_count = 0;
+  for (ProviderEntry* e : app->All()) key_count += e->pool->size();
+  spdlog::info("config {} reloaded: {} provider(s), {} key(s)", path, app->All().size(), key_count);
+  for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
 }
 
 struct StatusFlags {
@@ -200,53 +199,72 @@ int Main(int argc, char** argv) {
     spdlog::set_level(*lvl);
   }
 
+  // The config. Where it cannot load, --check and status fail (exit 2); the server
+  // starts anyway and says why in initialize and in every tool call (docs/clients.md),
+  // because a client shows "connection closed" with no reason for a process that exits.
   Result<std::string> path = FindConfigPath(config_flag, env);
-  if (!path) return Fail(path.error().message);
-  Result<Config> config = LoadConfigFile(*path, env);
-  if (!config) return Fail(config.error().message);
-  if (!level_name && config->log_level) {
-    if (auto lvl = ParseLogLevel(*config->log_level)) spdlog::set_level(*lvl);
+  if (status_cmd->parsed()) {
+    if (!path) return Fail(path.error().message);
+    Result<Config> config = LoadConfigFile(*path, env);
+    if (!config) return Fail(config.error().message);
+    return RunStatus(*config, status_flags);
   }
-
-  if (status_cmd->parsed()) return RunStatus(*config, status_flags);
-
-  // Key state: shared by every process on the store the config names (docs/state.md).
-  auto store = state::OpenStore(config->state);
-  if (!store) return Fail(store.error().message);
 
   // The one upstream I/O loop (common/fiber.h): the HTTP client drives every transfer on
   // its thread, and every tool call that may reach an upstream runs on one of its fibers.
+  // Every App a reload builds shares it, the clock and the key state store.
   fiber::Loop io_loop;
-  auto app_or = App::Create(std::move(config.value()), providers::MakeCurlHttpClient(io_loop),
-                            std::make_unique<keypool::SystemClock>(), *store);
-  if (!app_or) return Fail(app_or.error().message);
-  std::unique_ptr<App> app = std::move(app_or.value());
-  SetLogScrubber(app->shared_scrubber());
-  for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
+  LiveApp live(providers::MakeCurlHttpClient(io_loop), std::make_shared<keypool::SystemClock>());
+  Status loaded = path ? live.Load(*path, env) : Status(path.error());
+  if (!loaded) {
+    if (check) return Fail(loaded.error().message);
+    spdlog::error("{}", loaded.error().message);
+    spdlog::error("keypool-mcp: serving without a config: every tool call answers with the error above until "
+                  "the file is fixed");
+    live.SetStartupError(loaded.error().message);
+  }
+  if (std::shared_ptr<App> app = live.Get()) {
+    if (!level_name && app->config().log_level) {
+      if (auto lvl = ParseLogLevel(*app->config().log_level)) spdlog::set_level(*lvl);
+    }
+    for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
+  }
   for (const auto& w : EnvironmentWarnings(env)) spdlog::warn("{}", w);
 
-  if (check) return RunCheck(*app);
+  if (check) return RunCheck(*live.Get());
 
-  size_t key_count = 0;
-  for (ProviderEntry* e : app->All()) key_count += e->pool->size();
-  spdlog::info("keypool-mcp {} started: {} provider(s), {} key(s), config {}", KPM_VERSION, app->All().size(),
-               key_count, *path);
+  if (std::shared_ptr<App> app = live.Get()) {
+    size_t key_count = 0;
+    for (ProviderEntry* e : app->All()) key_count += e->pool->size();
+    spdlog::info("keypool-mcp {} started: {} provider(s), {} key(s), config {}", KPM_VERSION, app->All().size(),
+                 key_count, *path);
+  }
 
   mcp::ToolRegistry registry;
-  if (Status s = app->RegisterTools(registry); !s) return Fail(s.error().message, 1);
+  if (Status s = live.RegisterTools(registry); !s) return Fail(s.error().message, 1);
 
   mcp::StdioTransport transport(0, 1);
-  auto scrubber = app->shared_scrubber();
-  transport.SetOutputFilter([scrubber](std::string line) { return scrubber->Scrub(line); });
+  transport.SetOutputFilter([&live](std::string line) { return live.scrubber()->Scrub(line); });
   mcp::McpServerOptions options;
   options.version = KPM_VERSION;
-  options.instructions = ServerInstructions(*app);
+  options.instructions = live.Instructions();
   options.loop = &io_loop;  // tool calls run on fibers of the I/O loop
-  options.max_concurrent_calls = app->config().max_concurrent_calls;
+  if (std::shared_ptr<App> app = live.Get()) options.max_concurrent_calls = app->config().max_concurrent_calls;
   mcp::McpServer server(options, registry, transport);
-  ShutdownOnSignals signals(server);
-  app->StartStartupHealthChecks();
+
+  // Hot reload: the file changed (inotify) or SIGHUP. A config that does not load
+  // leaves the running one serving, with one warning here and one to the client.
+  std::optional<ConfigWatcher> watcher;
+  if (path) {
+    watcher.emplace(
+        *path, [&] { ReloadConfig(live, *path, env); }, [&live] { live.CollectRetired(); });
+  }
+  ShutdownOnSignals signals(server, [&watcher] {
+    if (watcher) watcher->Trigger();
+  });
+  if (std::shared_ptr<App> app = live.Get()) app->StartStartupHealthChecks();
   int rc = server.Run();
+  watcher.reset();
   spdlog::info("keypool-mcp: exiting");
   return rc;
 }

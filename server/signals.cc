@@ -22,6 +22,7 @@ namespace {
 std::atomic<int> g_signal_write_fd{-1};  // lock-free: safe in a handler
 struct sigaction g_previous_term = {};
 struct sigaction g_previous_int = {};
+struct sigaction g_previous_hup = {};
 
 extern "C" void OnStopSignal(int signo) {
   const int saved = errno;
@@ -57,6 +58,7 @@ SignalWatcher::SignalWatcher(std::function<void(int)> on_signal)
   sa.sa_flags = SA_RESTART;  // reads and writes elsewhere should not see EINTR
   sigaction(SIGTERM, &sa, &g_previous_term);
   sigaction(SIGINT, &sa, &g_previous_int);
+  sigaction(SIGHUP, &sa, &g_previous_hup);
 
   const int read_fd = signal_pipe[0];
   const int write_fd = signal_pipe[1];
@@ -82,6 +84,7 @@ SignalWatcher::~SignalWatcher() {
   if (thread_.joinable()) {
     sigaction(SIGTERM, &g_previous_term, nullptr);
     sigaction(SIGINT, &g_previous_int, nullptr);
+    sigaction(SIGHUP, &g_previous_hup, nullptr);
     g_signal_write_fd.store(-1);
     const char byte = 0;
     [[maybe_unused]] ssize_t n = ::write(quit_pipe_[1], &byte, 1);
@@ -92,8 +95,12 @@ SignalWatcher::~SignalWatcher() {
   }
 }
 
-ShutdownOnSignals::ShutdownOnSignals(mcp::McpServer& server)
-    : watcher_([this, &server](int signo) {
+ShutdownOnSignals::ShutdownOnSignals(mcp::McpServer& server, std::function<void()> on_hangup)
+    : on_hangup_(std::move(on_hangup)), watcher_([this, &server](int signo) {
+        if (signo == SIGHUP) {
+          if (on_hangup_) on_hangup_();
+          return;
+        }
         if (++count_ == 1) {
           // Stop first: if stderr is a full pipe too, the log line below may block.
           server.Stop();

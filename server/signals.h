@@ -14,7 +14,7 @@ namespace kpm::server {
 /// Ignores SIGPIPE for the whole process. Idempotent.
 void IgnoreSigpipe();
 
-/// Installs SIGTERM and SIGINT handlers that only write the signal number to a
+/// Installs SIGTERM, SIGINT and SIGHUP handlers that only write the signal number to a
 /// self-pipe; a watcher thread reads it and calls `on_signal(signo)` in a normal
 /// thread context, so the callback may lock and log. Works whichever thread the kernel
 /// delivers the signal to, so it may be created after other threads started. It is
@@ -36,13 +36,15 @@ class SignalWatcher {
 
 /// The usual wiring for main: the first SIGTERM/SIGINT calls server.Stop() (Run()
 /// then answers what is in flight and returns); a second one exits at once with
-/// 128 + signo. `server` must outlive this object.
+/// 128 + signo. SIGHUP calls `on_hangup` (reload the config) and nothing else.
+/// `server` must outlive this object.
 class ShutdownOnSignals {
  public:
-  explicit ShutdownOnSignals(mcp::McpServer& server);
+  explicit ShutdownOnSignals(mcp::McpServer& server, std::function<void()> on_hangup = nullptr);
 
  private:
   int count_ = 0;  // only touched on the watcher thread
+  std::function<void()> on_hangup_;
   SignalWatcher watcher_;
 };
 

@@ -44,7 +44,7 @@ ToolResult ArgError(const std::string& text) {
 
 }  // namespace
 
-Tool MakeCompleteTool(App& app) {
+Tool MakeCompleteTool(LiveApp& live) {
   Tool t;
   t.name = "complete";
   t.title = "Complete through the key pool";
@@ -54,17 +54,14 @@ Tool MakeCompleteTool(App& app) {
       "Runs one model completion through the provider's pool of API keys. A key that is rate limited, "
       "out of credit, revoked or failing is skipped automatically and the call moves to the next key "
       "(and then to fallback providers); `attempts` shows every key tried. Without `provider` the "
-      "default provider answers; without `model` each provider uses its default model:";
-  for (ProviderEntry* e : app.All()) {
-    std::string model = e->config.model.empty() ? providers::DefaultModel(e->config.type) : e->config.model;
-    t.description += " " + e->config.name + " (" +
-                     (model.empty() ? std::string("the model its server lists") : model) + ")" +
-                     (e == app.Default() ? " [default]" : "") + ",";
-  }
-  t.description.back() = '.';
+      "default provider answers; without `model` each provider uses its default model (`key_status` "
+      "lists the providers, their default models and keys).";
   t.input_schema = CompleteInputSchema();
   t.output_schema = OutputSchema();
-  t.handler = [&app](const Json& args, ToolContext& ctx) -> ToolResult {
+  t.handler = [&live](const Json& args, ToolContext& ctx) -> ToolResult {
+    std::shared_ptr<App> held = live.Get();  // this call's App, even if a reload replaces it
+    if (!held) return live.Unavailable();
+    App& app = *held;
     providers::CompletionRequest req;
     if (args.contains("messages")) {
       for (const auto& m : args["messages"]) {

@@ -95,7 +95,7 @@ ToolResult UnknownProviderResult(App& app, const std::string& name) {
   return r;
 }
 
-Tool MakeKeyStatusTool(App& app) {
+Tool MakeKeyStatusTool(LiveApp& live) {
   Tool t;
   t.name = "key_status";
   t.title = "Key pool status";
@@ -107,7 +107,10 @@ Tool MakeKeyStatusTool(App& app) {
   t.input_schema = ProviderArgSchema();
   t.output_schema = PoolsOutputSchema();
   t.runs_inline = true;  // a read of the pools: answered at once, however busy the server
-  t.handler = [&app](const Json& args, ToolContext&) {
+  t.handler = [&live](const Json& args, ToolContext&) -> ToolResult {
+    std::shared_ptr<App> held = live.Get();  // this call's App, even if a reload replaces it
+    if (!held) return live.Unavailable();
+    App& app = *held;
     std::vector<ProviderEntry*> entries;
     if (auto err = SelectProviders(app, args, &entries)) return *err;
     auto views = Views(entries);
@@ -119,7 +122,7 @@ Tool MakeKeyStatusTool(App& app) {
   return t;
 }
 
-Tool MakeCheckKeysTool(App& app) {
+Tool MakeCheckKeysTool(LiveApp& live) {
   Tool t;
   t.name = "check_keys";
   t.title = "Check API keys";
@@ -142,7 +145,10 @@ Tool MakeCheckKeysTool(App& app) {
           {"outcome", {{"type", "string"}}},
           {"detail", {{"type", "string"}}}}}}}};
   t.output_schema = out;
-  t.handler = [&app](const Json& args, ToolContext& ctx) {
+  t.handler = [&live](const Json& args, ToolContext& ctx) -> ToolResult {
+    std::shared_ptr<App> held = live.Get();  // this call's App, even if a reload replaces it
+    if (!held) return live.Unavailable();
+    App& app = *held;
     std::vector<ProviderEntry*> entries;
     if (auto err = SelectProviders(app, args, &entries)) return *err;
     std::string only = entries.size() == 1 && args.contains("provider") ? entries[0]->config.name : "";

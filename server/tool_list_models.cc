@@ -1,13 +1,11 @@
-// list_models: the models a provider offers, fetched through the pool (SPEC §5),
-// and the registration of all four tools.
+// list_models: the models a provider offers, fetched through the pool (SPEC §5).
 
 #include "keypool/failover.h"
-#include "mcp/tool_registry.h"
 #include "server/tools.h"
 
 namespace kpm::server {
 
-Tool MakeListModelsTool(App& app) {
+Tool MakeListModelsTool(LiveApp& live) {
   Tool t;
   t.name = "list_models";
   t.title = "List a provider's models";
@@ -31,7 +29,10 @@ Tool MakeListModelsTool(App& app) {
             {"required", {"id"}}}}}},
         {"attempts", {{"type", "array"}}}}},
       {"required", {"provider", "models"}}};
-  t.handler = [&app](const Json& args, ToolContext& ctx) -> ToolResult {
+  t.handler = [&live](const Json& args, ToolContext& ctx) -> ToolResult {
+    std::shared_ptr<App> held = live.Get();  // this call's App, even if a reload replaces it
+    if (!held) return live.Unavailable();
+    App& app = *held;
     ProviderEntry* e = app.Default();
     if (args.contains("provider")) {
       e = app.Find(args["provider"].get<std::string>());
@@ -70,14 +71,6 @@ Tool MakeListModelsTool(App& app) {
     return r;
   };
   return t;
-}
-
-Status App::RegisterTools(mcp::ToolRegistry& registry) {
-  for (Tool t : {MakeCompleteTool(*this), MakeKeyStatusTool(*this), MakeCheckKeysTool(*this), MakeListModelsTool(*this)}) {
-    Status s = registry.Add(std::move(t));
-    if (!s) return s;
-  }
-  return Ok{};
 }
 
 }  // namespace kpm::server

@@ -1,5 +1,6 @@
 #pragma once
-/// The four model tools of SPEC §5, each a thin view over App.
+/// The four model tools of SPEC §5, each a thin view over the App serving when a call
+/// starts (server/live_app.h).
 
 #include <optional>
 #include <string>
@@ -8,6 +9,7 @@
 #include "keypool/failover.h"
 #include "mcp/tool.h"
 #include "server/app.h"
+#include "server/live_app.h"
 #include "server/pool_view.h"
 
 namespace kpm::server {
@@ -17,10 +19,10 @@ using mcp::Tool;
 using mcp::ToolContext;
 using mcp::ToolResult;
 
-Tool MakeCompleteTool(App& app);
-Tool MakeKeyStatusTool(App& app);
-Tool MakeCheckKeysTool(App& app);
-Tool MakeListModelsTool(App& app);
+Tool MakeCompleteTool(LiveApp& live);
+Tool MakeKeyStatusTool(LiveApp& live);
+Tool MakeCheckKeysTool(LiveApp& live);
+Tool MakeListModelsTool(LiveApp& live);
 
 // Shared by the tools.
 std::vector<PoolView> Views(const std::vector<ProviderEntry*>& entries);

@@ -54,10 +54,12 @@ TEST_CASE("503 on every primary key: the fallback answers after at most 2 primar
   auto keys = server.KeyStatus();
   CHECK(keys["openai#1"]["state"] == "ready");
   CHECK(keys["openai#2"]["state"] == "ready");
-  // What a person reads in the log for a primary outage.
-  const std::string err = server.process().Stderr();
-  INFO("stderr:\n" << err);
-  CHECK(Contains(err, "openai: server errors (503) on 2 attempt(s) \xE2\x86\x92 falling back to openrouter"));
+  // What a person reads in the log for a primary outage (stderr is read by a thread
+  // of the driver: wait for the line rather than race it).
+  const bool logged = server.process().WaitForStderr(
+      "openai: server errors (503) on 2 attempt(s) \xE2\x86\x92 falling back to openrouter", kReadTimeout);
+  INFO("stderr:\n" << server.process().Stderr());
+  CHECK(logged);
   server.CloseAndExpectCleanExit();
 }
 

@@ -51,18 +51,28 @@ TEST_CASE("a failing keyCommand disables its key and the server runs on the othe
   server.CloseAndExpectCleanExit();  // kCanary3 (on the command's stderr) is in no output
 }
 
-TEST_CASE("a world-readable key file stops the server at start, naming the file and chmod 600",
+TEST_CASE("a world-readable key file is refused and every tool call names the file and chmod 600",
           "[e2e][config]") {
   TempDir dir;
   const std::string key_file = dir.WriteFile("openai-1", kCanary1 + "\n");
   REQUIRE(::chmod(key_file.c_str(), 0644) == 0);
-  const std::string config = dir.WriteFile(
-      "config.yaml", ConfigYaml({ProviderSpec{"openai", "openai", "http://127.0.0.1:9/v1", "gpt-mock",
-                                              {"{ keyFile: " + key_file + " }"}, ""}}));
-  auto p = RunToExit(KeypoolBinary(), {"--config", config}, dir);
+  const std::string config_text = ConfigYaml({ProviderSpec{"openai", "openai", "http://127.0.0.1:9/v1", "gpt-mock",
+                                                           {"{ keyFile: " + key_file + " }"}, ""}});
+  E2eServer server(KeypoolBinary(), config_text);
+  server.Initialize();
+  const std::string where = server.config_path() + ":7:20: providers.openai.apiKey[0].keyFile: keyFile " + key_file;
+  Json result = server.CallTool("complete", {{"prompt", "hi"}});
+  CHECK(result.value("isError", false));
+  CHECK(ResultText(result).find(where) != std::string::npos);
+  CHECK(ResultText(result).find("chmod 600 " + key_file) != std::string::npos);
+  CHECK(server.process().WaitForStderr(where, kReadTimeout));
+  server.CloseAndExpectCleanExit();
+
+  const std::string config = dir.WriteFile("config.yaml", config_text);
+  auto p = RunToExit(KeypoolBinary(), {"--config", config, "--check"}, dir);
   const std::string err = p->Stderr();
   INFO("stderr: " << err);
-  CHECK(p->WaitExit(milliseconds(0)) != std::optional<int>(0));
+  CHECK(p->WaitExit(milliseconds(0)) == std::optional<int>(2));
   CHECK(p->StdoutSoFar().empty());
   CHECK(err.find(config + ":7:20: providers.openai.apiKey[0].keyFile: keyFile " + key_file) != std::string::npos);
   CHECK(err.find("chmod 600 " + key_file) != std::string::npos);

@@ -379,37 +379,56 @@ TEST_CASE("the help flag prints usage naming the flags and exits 0", "[e2e][stdi
   }
 }
 
-TEST_CASE("a config with an unknown field stops the server at start and names file and field",
+TEST_CASE("a config with an unknown field still completes the handshake and every tool call names file line and field",
           "[e2e][stdio]") {
-  TempDir dir;
-  std::string file, field, hint;
+  std::string name, text, field, hint, line;
   SECTION("YAML, a typo in apiKey") {
-    file = dir.WriteFile("broken.yaml",
-                         "providers:\n"
-                         "  openai:\n"
-                         "    type: openai\n"
-                         "    apiKeys:\n"
-                         "      - " + kCanary1 + "\n");
+    name = "broken.yaml";
+    text = "providers:\n"
+           "  openai:\n"
+           "    type: openai\n"
+           "    apiKeys:\n"
+           "      - " + kCanary1 + "\n";
     field = "apiKeys";
     hint = "apiKey";
+    line = ":4:";
   }
   SECTION("JSON, a typo in model") {
-    file = dir.WriteFile("broken.json",
-                         R"({"mcp": {"openai": {"type": "openai", "apiKey": [")" + kCanary1 +
-                             R"("], "modle": "gpt-test"}}})");
+    name = "broken.json";
+    text = R"({"providers": {"openai": {"type": "openai", "apiKey": [")" + kCanary1 + R"("], "modle": "gpt-test"}}})";
     field = "modle";
     hint = "model";  // the closest known name (SPEC §1)
+    line = ":1:";
   }
-  auto p = RunToExit(KeypoolBinary(), {"--config", file}, dir);
-  INFO("stderr: " << p->Stderr());
-  auto code = p->WaitExit(milliseconds(0));
-  CHECK(code != std::optional<int>(0));
-  CHECK(p->StdoutSoFar().empty());
-  const std::string err = p->Stderr();
-  CHECK(err.find(file) != std::string::npos);
-  CHECK(err.find(field) != std::string::npos);
-  CHECK(err.find(hint) != std::string::npos);
-  CHECK_FALSE(FindSecret(err, kCanaries).has_value());
+  // A client shows "connection closed" and nothing else for a server that exits at
+  // start, so the server stays up and says what is wrong wherever the agent looks.
+  Server server(text, name);
+  const std::string where = server.config_path() + line;
+  auto init = server.session().Initialize();
+  REQUIRE(init.has_value());
+  REQUIRE(init->contains("result"));
+  const std::string instructions = (*init)["result"].value("instructions", "");
+  CHECK(instructions.find(where) != std::string::npos);
+  CHECK(instructions.find(field) != std::string::npos);
+  for (const char* tool : {"complete", "key_status", "check_keys", "list_models"}) {
+    INFO(tool);
+    Json args = std::string(tool) == "complete" ? Json{{"prompt", "hi"}} : Json::object();
+    Json result = server.CallTool(tool, args);
+    CHECK(result.value("isError", false));
+    const std::string said = ResultText(result);
+    CHECK(said.find(where) != std::string::npos);
+    CHECK(said.find(field) != std::string::npos);
+    CHECK(said.find(hint) != std::string::npos);
+  }
+  // The same words on stderr, and from --check, which exits 2 (docs/configuration.md).
+  auto check = RunToExit(KeypoolBinary(), {"--config", server.config_path(), "--check"}, TempDir());
+  CHECK(check->WaitExit(milliseconds(0)) == std::optional<int>(2));
+  CHECK(check->Stderr().find(where) != std::string::npos);
+  CHECK(check->Stderr().find(field) != std::string::npos);
+  CHECK_FALSE(FindSecret(check->Stderr(), kCanaries).has_value());
+  CHECK(server.process().WaitForStderr(where, kReadTimeout));
+  server.CloseAndExpectCleanExit();
+  CHECK(server.process().Stderr().find(hint) != std::string::npos);
 }
 
 TEST_CASE("a request line over 16 MiB is answered -32600 with its id and the next is served",
