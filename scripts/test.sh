@@ -43,6 +43,9 @@ fi
 echo "== tests"
 (cd build && ctest --output-on-failure -j "$JOBS" --timeout 300)
 
+echo "== packages: cmake --install, .deb, .mcpb, server.json, npm (scripts/package_test.sh)"
+bash scripts/package_test.sh build
+
 if [[ "${KPM_SKIP_ASAN:-0}" != 1 ]]; then
   echo "== every test again under AddressSanitizer + UndefinedBehaviorSanitizer (server binary included)"
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug "-DKPM_SANITIZE=address,undefined" >/dev/null
