@@ -22,6 +22,8 @@ struct McpServer::Call {
   const Tool* tool = nullptr;
   nlohmann::json arguments;
   nlohmann::json progress_token;  // null: the client asked for no progress
+  bool modern = false;            // a 2026-07-28 request: modern result shape, its own log level
+  std::optional<protocol::LogLevel> log_level;  // modern: the envelope's logLevel (none: no logs)
   CancelToken cancel;
   bool cancelled_by_client = false;  // guarded by calls_mu_: suppresses the reply
   std::atomic<bool> done{false};     // reply built: no more notifications
@@ -63,6 +65,7 @@ McpServer::McpServer(McpServerOptions options, const ToolRegistry& tools, Transp
       own_loop_(options_.loop == nullptr ? std::make_unique<fiber::Loop>() : nullptr),
       loop_(options_.loop != nullptr ? *options_.loop : *own_loop_),
       log_level_(static_cast<int>(options_.initial_log_level)),
+      instructions_(options_.instructions),
       outbox_(transport) {
   options_.max_concurrent_calls = std::max<std::size_t>(options_.max_concurrent_calls, 1);
   options_.tools_page_size = std::max<std::size_t>(options_.tools_page_size, 1);
@@ -138,9 +141,26 @@ void McpServer::HandleRequest(const Message& msg, std::size_t bytes) {
       {"ping", &McpServer::OnPing},
       {"tools/list", &McpServer::OnListTools},
       {"logging/setLevel", &McpServer::OnSetLevel},
+      {"server/discover", &McpServer::OnDiscover},
   };
+  // The era first (the SDK's ladder: version, then envelope, then method, then params).
+  const protocol::RequestEra era = protocol::ClassifyRequest(msg.params);
+  if (era.kind == protocol::RequestEra::Kind::kRejected) {
+    spdlog::debug("{} id={} rejected: {}", msg.method, protocol::IdKey(msg.id), era.error.message);
+    SendReply(msg.id, msg.id_text, {nullptr, era.error});
+    return;
+  }
+  const protocol::RequestEnvelope* modern = era.kind == protocol::RequestEra::Kind::kModern ? &era.envelope : nullptr;
+  if (modern != nullptr && modern->client_name) NoteClient(*modern->client_name, modern->client_version, false);
+  if (modern != nullptr && !protocol::IsModernMethod(msg.method)) {
+    // ping, initialize, logging/setLevel are gone from 2026-07-28 (changelog, major 2 and 5).
+    SendReply(msg.id, msg.id_text,
+              {nullptr,
+               RpcError::MethodNotFound(msg.method + " (not in protocol revision " + modern->protocol_version + ")")});
+    return;
+  }
   if (msg.method == "tools/call") {
-    StartToolCall(msg, bytes);
+    StartToolCall(msg, bytes, modern);
     return;
   }
   const auto started = std::chrono::steady_clock::now();
@@ -150,7 +170,7 @@ void McpServer::HandleRequest(const Message& msg, std::size_t bytes) {
     if (name != msg.method) continue;
     // One of the two catch-alls (STYLE.md §3): a bug answers -32603, details to stderr.
     try {
-      answer = (this->*method)(msg.params);
+      answer = (this->*method)(msg.params, modern);
     } catch (const std::exception& e) {
       spdlog::error("{} failed: {}", msg.method, e.what());
       answer = Answer{nullptr, RpcError::InternalError()};
@@ -160,12 +180,11 @@ void McpServer::HandleRequest(const Message& msg, std::size_t bytes) {
     }
     break;
   }
-  SendReply(msg.id, msg.id_text, answer);
-  spdlog::debug("{} id={} {} in {} ms", msg.method, protocol::IdKey(msg.id),
-                answer.error ? std::to_string(answer.error->code) : "ok",
-                std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started)
-                    .count());
+  SendReply(msg.id, msg.id_text, answer, modern != nullptr);
+  spdlog::debug(
+      "{} id={} {}{} in {} ms", msg.method, protocol::IdKey(msg.id), modern != nullptr ? "(modern) " : "",
+      answer.error ? std::to_string(answer.error->code) : "ok",
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count());
 }
 
 void McpServer::HandleNotification(const Message& msg) {
@@ -192,24 +211,50 @@ void McpServer::HandleNotification(const Message& msg) {
   spdlog::debug("ignored notification {}", msg.method);
 }
 
-McpServer::Answer McpServer::OnInitialize(const nlohmann::json& params) {
+McpServer::Answer McpServer::OnInitialize(const nlohmann::json& params, const protocol::RequestEnvelope*) {
   auto p = protocol::ParseInitializeParams(params);
   if (!p) return {nullptr, RpcError::InvalidParams(p.error().message)};
   protocol::InitializeResult r;
   r.protocol_version = protocol::NegotiateProtocolVersion(p->protocol_version);
   r.server_name = options_.name;
   r.server_version = options_.version;
-  r.instructions = options_.instructions;
+  {
+    std::lock_guard<std::mutex> lock(instructions_mu_);
+    r.instructions = instructions_;
+  }
   spdlog::debug("initialize: client asked {}, answering {}", p->protocol_version,
                 r.protocol_version);
+  if (p->client_info.is_object()) {
+    const auto name = p->client_info.find("name");
+    const auto version = p->client_info.find("version");
+    if (name != p->client_info.end() && name->is_string()) {
+      NoteClient(name->get<std::string>(),
+                 version != p->client_info.end() && version->is_string() ? version->get<std::string>() : "", true);
+    }
+  }
+  legacy_session_.store(true);
   return {protocol::ToJson(r), std::nullopt};
 }
 
-McpServer::Answer McpServer::OnPing(const nlohmann::json&) {
+McpServer::Answer McpServer::OnPing(const nlohmann::json&, const protocol::RequestEnvelope*) {
   return {nlohmann::json::object(), std::nullopt};
 }
 
-McpServer::Answer McpServer::OnListTools(const nlohmann::json& params) {
+McpServer::Answer McpServer::OnDiscover(const nlohmann::json&, const protocol::RequestEnvelope* modern) {
+  // Without the envelope it is a legacy request, and the 2025 revisions have no such
+  // method: -32601 as before (which a dual-era client reads as "legacy server").
+  if (modern == nullptr) return {nullptr, RpcError::MethodNotFound("server/discover")};
+  protocol::DiscoverResult r;
+  for (std::string_view v : protocol::kModernProtocolVersions) r.supported_versions.emplace_back(v);
+  {
+    std::lock_guard<std::mutex> lock(instructions_mu_);
+    r.instructions = instructions_;
+  }
+  r.cache = options_.discover_cache;
+  return {protocol::ToJson(r), std::nullopt};
+}
+
+McpServer::Answer McpServer::OnListTools(const nlohmann::json& params, const protocol::RequestEnvelope* modern) {
   auto p = protocol::ParseListToolsParams(params);
   if (!p) return {nullptr, RpcError::InvalidParams(p.error().message)};
   const auto& all = tools_.tools();
@@ -226,17 +271,20 @@ McpServer::Answer McpServer::OnListTools(const nlohmann::json& params) {
     r.tools.push_back({t.name, t.title, t.description, t.input_schema, t.output_schema, t.annotations});
   }
   if (end < all.size()) r.next_cursor = protocol::EncodeCursor(end);
+  // Registration order on every call and every page (a fixed order lets clients cache).
+  if (modern != nullptr) return {protocol::WithCacheHint(protocol::ToJson(r), options_.tools_list_cache), std::nullopt};
   return {protocol::ToJson(r), std::nullopt};
 }
 
-McpServer::Answer McpServer::OnSetLevel(const nlohmann::json& params) {
+McpServer::Answer McpServer::OnSetLevel(const nlohmann::json& params, const protocol::RequestEnvelope*) {
   auto level = protocol::ParseSetLevelParams(params);
   if (!level) return {nullptr, RpcError::InvalidParams(level.error().message)};
   log_level_.store(static_cast<int>(*level));
   return {nlohmann::json::object(), std::nullopt};
 }
 
-void McpServer::StartToolCall(const Message& msg, std::size_t bytes) {
+void McpServer::StartToolCall(const Message& msg, std::size_t bytes, const protocol::RequestEnvelope* modern) {
+  const bool is_modern = modern != nullptr;
   auto p = protocol::ParseCallToolParams(msg.params);
   if (!p) {
     SendReply(msg.id, msg.id_text, {nullptr, RpcError::InvalidParams(p.error().message)});
@@ -250,7 +298,7 @@ void McpServer::StartToolCall(const Message& msg, std::size_t bytes) {
   if (auto valid = ValidateJson(tool->input_schema, p->arguments); !valid) {
     // The model can correct itself: a result, not a protocol error (SPEC §5).
     protocol::CallToolResult r{"invalid arguments: " + valid.error().message, nullptr, true};
-    SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt});
+    SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt}, is_modern);
     return;
   }
   auto call = std::make_shared<Call>();
@@ -260,6 +308,8 @@ void McpServer::StartToolCall(const Message& msg, std::size_t bytes) {
   call->tool = tool;
   call->arguments = std::move(p->arguments);
   call->progress_token = std::move(p->progress_token);
+  call->modern = is_modern;
+  if (is_modern) call->log_level = modern->log_level;
   enum class Start { kInline, kNow, kQueued, kBusy } start = Start::kInline;
   {
     std::lock_guard<std::mutex> lock(calls_mu_);
@@ -309,7 +359,7 @@ void McpServer::StartToolCall(const Message& msg, std::size_t bytes) {
                                      std::to_string(options_.max_queued_bytes >> 20) +
                                      " MiB of requests); try again when some have answered",
                                  nullptr, true};
-      SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt});
+      SendReply(msg.id, msg.id_text, {protocol::ToJson(r), std::nullopt}, is_modern);
       return;
     }
   }
@@ -381,7 +431,7 @@ void McpServer::FinishCall(const std::shared_ptr<Call>& call, const Answer& answ
                   call->tool->name, ms);
     return;
   }
-  SendReply(call->id, call->id_text, answer);
+  SendReply(call->id, call->id_text, answer, call->modern);
   spdlog::debug("tools/call id={} tool={} {} in {} ms", call->id_key, call->tool->name,
                 answer.error ? "internal error" : "answered", ms);
 }
@@ -419,14 +469,52 @@ void McpServer::SendProgress(Call& call, double progress, std::optional<double> 
 void McpServer::SendLog(Call& call, std::string_view level, const nlohmann::json& data) {
   if (call.done.load() || call.cancel.cancelled()) return;
   const protocol::LogLevel l = ToolLogLevel(level);
+  if (call.modern) {
+    // Request-scoped, and only when the request asked (logging.mdx, 2026-07-28).
+    if (!call.log_level || l < *call.log_level) return;
+  } else if (static_cast<int>(l) < log_level_.load()) {
+    return;
+  }
+  Write(protocol::EncodeNotification("notifications/message", protocol::LogMessageParams(l, options_.name, data)));
+}
+
+void McpServer::Log(std::string_view level, const nlohmann::json& data) {
+  if (!legacy_session_.load()) return;
+  const protocol::LogLevel l = ToolLogLevel(level);
   if (static_cast<int>(l) < log_level_.load()) return;
   Write(protocol::EncodeNotification("notifications/message",
                                      protocol::LogMessageParams(l, options_.name, data)));
 }
 
-void McpServer::SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer) {
-  Write(answer.error ? protocol::EncodeError(id, *answer.error, id_text)
-                     : protocol::EncodeResult(id, answer.result, id_text));
+void McpServer::SetInstructions(std::string instructions) {
+  std::lock_guard<std::mutex> lock(instructions_mu_);
+  instructions_ = std::move(instructions);
+}
+
+void McpServer::NoteClient(const std::string& name, const std::string& version, bool always) {
+  if (!options_.on_client) return;
+  {
+    std::lock_guard<std::mutex> lock(clients_mu_);
+    // Bounded, so a client that changes its name on every request costs nothing.
+    constexpr std::size_t kMaxClientsRemembered = 64;
+    auto key = std::make_pair(name, version);
+    const bool seen = clients_seen_.count(key) != 0;
+    const bool full = clients_seen_.size() >= kMaxClientsRemembered;
+    if (!always && (seen || full)) return;
+    if (!full) clients_seen_.insert(std::move(key));
+  }
+  spdlog::debug("client identified itself: {} {}", name, version);
+  options_.on_client(name, version);
+}
+
+void McpServer::SendReply(const nlohmann::json& id, const std::string& id_text, const Answer& answer, bool modern) {
+  if (answer.error) {
+    Write(protocol::EncodeError(id, *answer.error, id_text));
+  } else if (modern) {
+    Write(protocol::EncodeResult(id, protocol::ModernResult(answer.result, options_.name, options_.version), id_text));
+  } else {
+    Write(protocol::EncodeResult(id, answer.result, id_text));
+  }
 }
 
 void McpServer::Write(std::string line) { outbox_.Send(std::move(line)); }

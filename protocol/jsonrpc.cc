@@ -111,6 +111,15 @@ RpcError RpcError::MethodNotFound(std::string_view method) {
 RpcError RpcError::InvalidParams(std::string_view detail) {
   return {kInvalidParams, WithDetail("invalid params", detail), nullptr};
 }
+RpcError RpcError::UnsupportedProtocolVersion(std::string_view requested,
+                                              const std::vector<std::string>& supported) {
+  // The message quotes at most 64 bytes of what the client sent; data echoes all of it.
+  std::string message = "unsupported protocol version \"" + std::string(requested.substr(0, 64)) +
+                        (requested.size() > 64 ? "...\"" : "\"") + "; this server supports";
+  for (std::size_t i = 0; i < supported.size(); ++i) message += (i == 0 ? " " : ", ") + supported[i];
+  return {kUnsupportedProtocolVersion, std::move(message),
+          Json{{"supported", supported}, {"requested", requested}}};
+}
 RpcError RpcError::InternalError() { return {kInternalError, "internal error", nullptr}; }
 
 Message Decode(std::string_view line) {

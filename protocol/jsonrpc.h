@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -20,6 +21,8 @@ inline constexpr int kInvalidRequest = -32600;
 inline constexpr int kMethodNotFound = -32601;
 inline constexpr int kInvalidParams = -32602;
 inline constexpr int kInternalError = -32603;
+/// MCP 2026-07-28: the request's protocol version is not one the server serves.
+inline constexpr int kUnsupportedProtocolVersion = -32022;
 
 /// Deepest array/object nesting accepted in one message; deeper lines get -32600.
 inline constexpr size_t kMaxNestingDepth = 64;
@@ -43,6 +46,10 @@ struct RpcError {
   static RpcError InvalidRequest(std::string_view detail = {});
   static RpcError MethodNotFound(std::string_view method);
   static RpcError InvalidParams(std::string_view detail);
+  /// -32022 with data {supported, requested} (schema 2026-07-28
+  /// UnsupportedProtocolVersionError); the message names both too.
+  static RpcError UnsupportedProtocolVersion(std::string_view requested,
+                                             const std::vector<std::string>& supported);
   /// Always the bare text "internal error": details belong in the stderr log only.
   static RpcError InternalError();
 };

@@ -32,10 +32,14 @@ Result<InitializeParams> ParseInitializeParams(const Json& params) {
   return p;
 }
 
+Json ServerCapabilities() {
+  return {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}};
+}
+
 Json ToJson(const InitializeResult& r) {
   Json j = {
       {"protocolVersion", r.protocol_version},
-      {"capabilities", {{"tools", {{"listChanged", false}}}, {"logging", Json::object()}}},
+      {"capabilities", ServerCapabilities()},
       {"serverInfo", {{"name", r.server_name}, {"version", r.server_version}}},
   };
   if (!r.instructions.empty()) j["instructions"] = r.instructions;

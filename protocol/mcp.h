@@ -36,7 +36,10 @@ struct InitializeResult {
   std::string server_version;
   std::string instructions;  ///< omitted when empty
 };
-/// Capabilities are fixed: tools (listChanged false) and logging.
+/// The server's capabilities, the same in every revision: tools (listChanged false) and
+/// logging.
+Json ServerCapabilities();
+/// {protocolVersion, capabilities (ServerCapabilities()), serverInfo, instructions?}.
 Json ToJson(const InitializeResult& r);
 
 struct ToolDescriptor {

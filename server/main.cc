@@ -74,20 +74,27 @@ int RunCheck(App& app) {
   return all_usable ? 0 : 1;
 }
 
-/// After the config file changed: load it again; what loaded serves the next calls.
-void ReloadConfig(LiveApp& live, const std::string& path, const EnvLookup& env) {
+/// After the config file changed (or SIGHUP): load it again; what loaded serves the
+/// next calls. The outcome goes to stderr and, as notifications/message, to the client.
+void ReloadConfig(LiveApp& live, mcp::McpServer& server, const std::string& path, const EnvLookup& env) {
   const bool had_app = live.Get() != nullptr;
   Status s = live.Load(path, env);
   if (!s) {
-    spdlog::warn("config {} changed but does not load ({}); {}", path, s.error().message,
-                 had_app ? "the previous config keeps serving" : "still serving without a config");
+    const std::string text = "config " + path + " changed but does not load (" + s.error().message + "); " +
+                             (had_app ? "the previous config keeps serving" : "still serving without a config");
+    spdlog::warn("{}", text);
+    server.Log("warning", {{"event", "config_reload_failed"}, {"message", live.scrubber()->Scrub(text)}});
     return;
   }
   std::shared_ptr<App> app = live.Get();
   size_t key_count = 0;
   for (ProviderEntry* e : app->All()) key_count += e->pool->size();
-  spdlog::info("config {} reloaded: {} provider(s), {} key(s)", path, app->All().size(), key_count);
+  const std::string text = "config " + path + " reloaded: " + std::to_string(app->All().size()) +
+                           " provider(s), " + std::to_string(key_count) + " key(s)";
+  spdlog::info("{}", text);
   for (const auto& w : app->config().warnings) spdlog::warn("{}", w);
+  server.SetInstructions(live.Instructions());
+  server.Log("info", {{"event", "config_reloaded"}, {"message", text}});
 }
 
 struct StatusFlags {
@@ -250,6 +257,8 @@ int Main(int argc, char** argv) {
   options.instructions = live.Instructions();
   options.loop = &io_loop;  // tool calls run on fibers of the I/O loop
   if (std::shared_ptr<App> app = live.Get()) options.max_concurrent_calls = app->config().max_concurrent_calls;
+  // A client that names itself may get hints for its environment in key reasons.
+  options.on_client = [&live](const std::string& name, const std::string&) { live.SetClient(name); };
   mcp::McpServer server(options, registry, transport);
 
   // Hot reload: the file changed (inotify) or SIGHUP. A config that does not load
@@ -257,7 +266,7 @@ int Main(int argc, char** argv) {
   std::optional<ConfigWatcher> watcher;
   if (path) {
     watcher.emplace(
-        *path, [&] { ReloadConfig(live, *path, env); }, [&live] { live.CollectRetired(); });
+        *path, [&] { ReloadConfig(live, server, *path, env); }, [&live] { live.CollectRetired(); });
   }
   ShutdownOnSignals signals(server, [&watcher] {
     if (watcher) watcher->Trigger();

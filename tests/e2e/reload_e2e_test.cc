@@ -41,6 +41,21 @@ bool Eventually(const std::function<bool()>& done) {
   return false;
 }
 
+/// True when the server sent a notifications/message whose data.event is `event`.
+bool Notified(E2eServer& server, const std::string& event) {
+  return Eventually([&] {
+    server.session().ReadMessage(std::chrono::milliseconds(10));
+    for (const Json& n : server.session().notifications()) {
+      if (n.value("method", "") == "notifications/message" && n.contains("params") &&
+          n["params"].contains("data") && n["params"]["data"].is_object() &&
+          n["params"]["data"].value("event", "") == event) {
+        return true;
+      }
+    }
+    return false;
+  });
+}
+
 TEST_CASE("an edit that adds a key is served without a restart and the old keys keep their state",
           "[e2e][reload]") {
   std::string top;
@@ -63,12 +78,14 @@ TEST_CASE("an edit that adds a key is served without a restart and the old keys 
   INFO(second.dump());
   CHECK_FALSE(second.value("isError", false));
   CHECK(rig.mock.KeysSeen() == std::vector<std::string>{Last4(kCanary1), Last4(kCanary2)});
+  CHECK(Notified(server, "config_reloaded"));
 
   // A broken edit: one warning, and the pool that loaded keeps serving.
   SaveAs(server.config_path(), "providers:\n  openai: [unclosed\n");
   REQUIRE(server.process().WaitForStderr("does not load", kReadTimeout));
   CHECK(server.process().Stderr().find("the previous config keeps serving") != std::string::npos);
   CHECK(server.KeyStatus("openai").size() == 2);
+  CHECK(Notified(server, "config_reload_failed"));  // the client hears it too
   Json third = server.Complete();
   CHECK_FALSE(third.value("isError", false));
   server.CloseAndExpectCleanExit();
@@ -125,6 +142,28 @@ TEST_CASE("a server started on a broken config serves once the file is fixed", "
   CHECK_FALSE(result.value("isError", false));
   CHECK(rig.mock.KeysSeen() == std::vector<std::string>{Last4(kCanary1)});
   CHECK(server.process().WaitForStderr("reloaded", kReadTimeout));
+  server.CloseAndExpectCleanExit();
+}
+
+TEST_CASE("under Gemini CLI a key whose variable is unset says how to pass it through", "[e2e][reload]") {
+  E2eRig rig(KeypoolBinary(), MockBinary());
+  ServerLaunch launch;
+  launch.unset_env = {"KPM_TEST_FILTERED_KEY"};
+  E2eServer& server = rig.Start(
+      {MockProvider(rig.mock, "openai", "openai", "gpt-mock", {kCanary1, "$KPM_TEST_FILTERED_KEY"})}, "", launch,
+      /*initialize=*/false);
+  auto init = server.session().Request(
+      "initialize", {{"protocolVersion", "2025-06-18"},
+                     {"capabilities", Json::object()},
+                     {"clientInfo", {{"name", "gemini-cli-mcp-client"}, {"version", "0.61.0"}}}});
+  REQUIRE(init.has_value());
+  REQUIRE(init->contains("result"));
+  REQUIRE(server.session().Notify("notifications/initialized"));
+  auto status = server.KeyStatus("openai");
+  const std::string reason = status["openai#2"]["reason"].get<std::string>();
+  CHECK(reason.find("environment variable KPM_TEST_FILTERED_KEY is not set") == 0);
+  CHECK(reason.find("\"env\": {\"KPM_TEST_FILTERED_KEY\": \"$KPM_TEST_FILTERED_KEY\"}") != std::string::npos);
+  CHECK(status["openai#1"]["state"] == "ready");
   server.CloseAndExpectCleanExit();
 }
 
