@@ -39,6 +39,12 @@ std::optional<std::string> BaseUrlError(std::string_view url) {
     auto b = static_cast<unsigned char>(c);
     if (b <= 0x20 || b == 0x7F) return "contains a space or a control character";
   }
+  // The scheme first, as written (lower case): libcurl would refuse a scheme it was not
+  // built with as "unsupported" (CURLU_NON_SUPPORT_SCHEME is off) and guess one for
+  // "api.openai.com/v1" only with CURLU_GUESS_SCHEME, which is off too.
+  if (url.substr(0, 7) != "http://" && url.substr(0, 8) != "https://") return "must start with http:// or https://";
+  const std::string_view after_scheme = url.substr(url.find("://") + 3);
+  if (after_scheme.empty() || after_scheme[0] == '/' || after_scheme[0] == ':') return "has no host";
   UrlHandle u = Parse(url);
   if (!u) return "is not a URL libcurl can parse (expected e.g. https://api.example.com/v1)";
   std::optional<std::string> scheme = Part(u.get(), CURLUPART_SCHEME);

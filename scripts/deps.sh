@@ -7,7 +7,7 @@ KPM_PACKAGES=(cmake ninja-build g++ pkg-config
   nlohmann-json3-dev libcurl4-openssl-dev libspdlog-dev catch2
   libyaml-cpp-dev libcpp-httplib-dev libcli11-dev
   libsqlite3-dev libssl-dev libhiredis-dev redis-server
-  dpkg-dev)  # dpkg-dev: dpkg-shlibdeps computes the .deb's Depends (scripts/package_test.sh)
+  dpkg-dev libvalijson-dev)  # dpkg-shlibdeps computes the .deb's Depends; valijson checks the config schema
 if [[ "${1:-}" == "--with-node" ]]; then
   command -v node >/dev/null 2>&1 || KPM_PACKAGES+=(nodejs)
   command -v npm >/dev/null 2>&1 || KPM_PACKAGES+=(npm)

@@ -35,7 +35,7 @@ fi
 JOBS="${FUZZ_JOBS:-1}"
 KEEP_GOING="${FUZZ_KEEP_GOING:-0}"
 SAVE="${FUZZ_SAVE:-1}"
-ALL_TARGETS=(fuzz_jsonrpc_decode fuzz_json_schema fuzz_config fuzz_sse fuzz_rate_limit_hints fuzz_classify
+ALL_TARGETS=(fuzz_jsonrpc_decode fuzz_modern_envelope fuzz_json_schema fuzz_config fuzz_sse fuzz_rate_limit_hints fuzz_classify
              fuzz_scrubber fuzz_adapters)
 
 log() { printf '[fuzz] %s\n' "$*" >&2; }

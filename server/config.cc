@@ -21,6 +21,7 @@
 #include "providers/base_url.h"
 #include "server/config_document.h"
 #include "server/config_hints.h"
+#include "server/config_schema.h"
 #include "server/key_sources.h"
 #include "server/logging.h"
 #include "state/store_spec.h"
@@ -317,6 +318,10 @@ Result<Config> Loader::Load(const ConfigDocument& root) {
     return "";
   };
   if (auto s = CheckFields(root, "", kTopFields, top_hint); !s) return s.error();
+  // `$schema` is for editors (config_schema.h): a string, otherwise ignored.
+  if (const ConfigDocument* v = Find(root, "$schema"); v && v->kind != Kind::kString) {
+    return WrongType(*v, "$schema", "a string (the URL or path of the config's JSON Schema)");
+  }
 
   const ConfigDocument* mcp = nullptr;
   std::string root_name;
@@ -871,6 +876,12 @@ std::optional<std::string> NonEmpty(const EnvLookup& env, const std::string& nam
 }
 
 }  // namespace
+
+ConfigFieldNames LoaderFieldNames() {
+  auto list = [](Names names) { return std::vector<std::string_view>(names.begin(), names.end()); };
+  return {list(kTopFields), list(kProviderFields), list(kFailoverFields),
+          list(kKeyFields), list(kLimitFields),    list(kStateFields)};
+}
 
 EnvLookup ProcessEnv() {
   return [](const std::string& name) -> std::optional<std::string> {

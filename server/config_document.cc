@@ -5,6 +5,10 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
 #include <cstring>
 #include <exception>
 #include <filesystem>
@@ -324,6 +328,48 @@ Result<ConfigDocument> ParseDocument(std::string_view text, std::string_view fil
 
 Result<ConfigDocument> ParseConfigDocument(std::string_view text, std::string_view display_path) {
   return ParseDocument(text, display_path, LooksLikeJson(text, display_path));
+}
+
+nlohmann::json ConfigDocumentToJson(const ConfigDocument& doc) {
+  switch (doc.kind) {
+    case Kind::kNull: return nullptr;
+    case Kind::kBool: return !doc.text.empty() && (doc.text[0] == 't' || doc.text[0] == 'T');
+    case Kind::kInt: {
+      std::string_view t = doc.text;
+      if (!t.empty() && t[0] == '+') t.remove_prefix(1);
+      int64_t n = 0;
+      if (auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), n); ec == std::errc() && end == t.data() + t.size()) {
+        return n;
+      }
+      uint64_t u = 0;
+      if (auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), u); ec == std::errc() && end == t.data() + t.size()) {
+        return u;
+      }
+      return std::strtod(std::string(t).c_str(), nullptr);
+    }
+    case Kind::kFloat: {
+      std::string t = doc.text;
+      const bool negative = !t.empty() && t[0] == '-';
+      std::string body = !t.empty() && (t[0] == '-' || t[0] == '+') ? t.substr(1) : t;
+      if (body == ".inf" || body == ".Inf" || body == ".INF") {
+        return negative ? -std::numeric_limits<double>::infinity() : std::numeric_limits<double>::infinity();
+      }
+      if (body == ".nan" || body == ".NaN" || body == ".NAN") return std::numeric_limits<double>::quiet_NaN();
+      return std::strtod(t.c_str(), nullptr);
+    }
+    case Kind::kString: return doc.text;
+    case Kind::kList: {
+      nlohmann::json out = nlohmann::json::array();
+      for (const ConfigDocument& item : doc.items) out.push_back(ConfigDocumentToJson(item));
+      return out;
+    }
+    case Kind::kMap: {
+      nlohmann::json out = nlohmann::json::object();
+      for (const ConfigEntry& e : doc.entries) out[e.key] = ConfigDocumentToJson(e.value);
+      return out;
+    }
+  }
+  return nullptr;
 }
 
 std::string ConfigLocation(std::string_view file, ConfigMark mark, std::string_view path) {

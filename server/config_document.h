@@ -7,6 +7,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "common/result.h"
 
 namespace kpm::server {
@@ -49,6 +51,12 @@ struct ConfigEntry {
 /// place (a stray `,`), an empty file and nesting past 64 levels (deep JSON, a recursive
 /// alias) are errors. Never throws, and returns on every input.
 Result<ConfigDocument> ParseConfigDocument(std::string_view text, std::string_view display_path);
+
+/// The tree as JSON, with the kinds the loader sees: a YAML config checked against the
+/// JSON Schema (config_schema.h) is typed exactly as config.cc types it (`account: 12345`
+/// is a number, `"100"` a string). Integers beyond int64/uint64 and YAML's .inf/.nan
+/// become doubles; positions are dropped.
+nlohmann::json ConfigDocumentToJson(const ConfigDocument& doc);
 
 /// `file:line:column: path: ` (line:column only when known, path only when not empty).
 std::string ConfigLocation(std::string_view file, ConfigMark mark, std::string_view path);

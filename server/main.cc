@@ -17,11 +17,13 @@
 #include "mcp/stdio_transport.h"
 #include "mcp/tool_registry.h"
 #include "server/app.h"
+#include "server/check_report.h"
+#include "server/config_schema.h"
+#include "server/init.h"
 #include "server/config_watcher.h"
 #include "server/live_app.h"
 #include "server/config.h"
 #include "server/logging.h"
-#include "server/pool_view.h"
 #include "server/tools.h"
 #include "server/signals.h"
 #include "server/status.h"
@@ -42,36 +44,28 @@ int Fail(const std::string& message, int code = 2) {
   return code;
 }
 
-/// --check: validate every key now, print the table on stdout, exit 0 when every
-/// provider has at least one usable key.
-int RunCheck(App& app) {
-  std::vector<KeyCheck> checks = app.CheckKeys("", nullptr);
-  auto views = Views(app.All());
-  std::string table = RenderPoolsTable(views);
-  std::fwrite(table.data(), 1, table.size(), stdout);
-  std::printf("\n");
-  // Usable means verified now: a key whose check could not reach its server (network,
-  // timeout) keeps its state in the pool but does not count here.
-  bool all_usable = true;
-  for (ProviderEntry* e : app.All()) {
-    bool usable = false;
-    for (const auto& c : checks) {
-      usable |= c.provider == e->config.name && c.checked && c.outcome == keypool::Outcome::kOk &&
-                c.key.state != keypool::KeyState::kDisabled;
-    }
-    if (!usable) {
-      all_usable = false;
-      std::printf("%s: no usable key\n", e->config.name.c_str());
-    }
-  }
-  for (const auto& c : checks) {
-    std::string what = c.checked ? std::string(keypool::OutcomeName(c.outcome)) : "skipped";
-    std::string detail = c.detail.empty() || c.detail == what ? "" : " (" + c.detail + ")";
-    std::printf("%s %s %s: %s%s\n", c.provider.c_str(), c.key.label.c_str(), c.key.fingerprint.c_str(),
-                what.c_str(), detail.c_str());
-  }
+/// --check: validate every key now, print the verdict and the table (or JSON) on
+/// stdout, exit 0 when every provider has at least one usable key (check_report.h).
+int RunCheck(App& app, bool json) {
+  std::vector<std::string> names;
+  for (ProviderEntry* e : app.All()) names.push_back(e->config.name);
+  CheckReport report = BuildCheckReport(names, app.CheckKeys("", nullptr));
+  std::string out = json ? RenderCheckJson(report) : RenderCheckText(report);
+  std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  return all_usable ? 0 : 1;
+  return report.ok ? 0 : 1;
+}
+
+/// --check on a config that does not load: the message on stderr (and, with --json, as
+/// a JSON document on stdout for a script), exit 2.
+int FailCheck(const std::string& message, bool json) {
+  if (json) {
+    const std::string doc = nlohmann::json{{"ok", false}, {"error", {{"kind", "config"}, {"message", message}}}}
+                                .dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+    std::printf("%s\n", doc.c_str());
+    std::fflush(stdout);
+  }
+  return Fail(message);
 }
 
 /// After the config file changed (or SIGHUP): load it again; what loaded serves the
@@ -165,13 +159,23 @@ int Main(int argc, char** argv) {
   std::optional<std::string> config_flag;
   std::string level_flag;
   bool check = false;
+  bool check_json = false;
+  bool print_schema = false;
   bool version = false;
   cli.add_option("--config", config_flag, "Config file, JSON or YAML (default: $KEYPOOL_CONFIG, then "
                                           "$XDG_CONFIG_HOME or ~/.config/keypool-mcp/config.{yaml,yml,json})");
   cli.add_option("--log-level", level_flag, "trace, debug, info (default), warn, error, off; logs go to stderr");
-  cli.add_flag("--check", check, "Validate the config, health-check every key, print a table, exit 0 if every "
-                                 "provider has a usable key, else 1");
+  cli.add_flag("--check", check, "Validate the config, health-check every key, print one verdict line per provider "
+                                 "and a table, exit 0 if every provider has a usable key, 1 if not, 2 on a config "
+                                 "error");
+  cli.add_flag("--json", check_json, "With --check: print the verdict as JSON")->needs("--check");
+  cli.add_flag("--print-config-schema", print_schema, "Print the config file's JSON Schema and exit");
   cli.add_flag("--version", version, "Print the version and exit");
+  bool init_force = false;
+  CLI::App* init_cmd = cli.add_subcommand("init", "Write a starter config (to --config's path, else where the "
+                                                  "server looks first) from the provider key variables set");
+  init_cmd->add_flag("--force", init_force, "Overwrite an existing config file");
+  init_cmd->fallthrough();
   StatusFlags status_flags;
   CLI::App* status_cmd = cli.add_subcommand("status", "Print every key's shared state (cooldowns, disabled keys, "
                                                       "counters, limit use) as every server process sees it");
@@ -195,7 +199,20 @@ int Main(int argc, char** argv) {
     return 0;
   }
 
+  if (print_schema) {
+    std::printf("%s\n", ConfigSchema().dump(2).c_str());
+    return 0;
+  }
   EnvLookup env = ProcessEnv();
+  if (init_cmd->parsed()) {
+    auto done = RunInit(config_flag, init_force, env);
+    if (!done) return Fail(done.error().message);
+    std::string vars;
+    for (const std::string& v : done->variables) vars += (vars.empty() ? "" : ", ") + v;
+    std::fprintf(stderr, "keypool-mcp: wrote %s (mode 0600) from %s, and its schema %s\nnext: keypool-mcp --check\n",
+                 done->config_path.c_str(), vars.c_str(), done->schema_path.c_str());
+    return 0;
+  }
   // Level precedence: flag > KEYPOOL_LOG_LEVEL > config logLevel > info.
   std::optional<std::string> level_name;
   if (!level_flag.empty()) level_name = level_flag;
@@ -224,7 +241,7 @@ int Main(int argc, char** argv) {
   LiveApp live(providers::MakeCurlHttpClient(io_loop), std::make_shared<keypool::SystemClock>());
   Status loaded = path ? live.Load(*path, env) : Status(path.error());
   if (!loaded) {
-    if (check) return Fail(loaded.error().message);
+    if (check) return FailCheck(loaded.error().message, check_json);
     spdlog::error("{}", loaded.error().message);
     spdlog::error("keypool-mcp: serving without a config: every tool call answers with the error above until "
                   "the file is fixed");
@@ -238,7 +255,7 @@ int Main(int argc, char** argv) {
   }
   for (const auto& w : EnvironmentWarnings(env)) spdlog::warn("{}", w);
 
-  if (check) return RunCheck(*live.Get());
+  if (check) return RunCheck(*live.Get(), check_json);
 
   if (std::shared_ptr<App> app = live.Get()) {
     size_t key_count = 0;

@@ -430,7 +430,8 @@ TEST_CASE("the --check flag with 400 keys exits 0 and reports every key", "[e2e]
   const std::string config = home.WriteFile(
       "config.yaml",
       ConfigYaml({MockProvider(mock, "many", "openai", "gpt-mock", ManyKeys(), ProviderExtra(30000))}));
-  auto spawned = StdioProcess::Spawn(ServerOptions(KeypoolBinary(), {"--check", "--config", config}, home.path()));
+  auto spawned = StdioProcess::Spawn(
+      ServerOptions(KeypoolBinary(), {"--check", "--json", "--config", config}, home.path()));
   REQUIRE(spawned.has_value());
   auto p = std::move(spawned).value();
   p->CloseStdin();
@@ -439,13 +440,13 @@ TEST_CASE("the --check flag with 400 keys exits 0 and reports every key", "[e2e]
   const std::string out = p->StdoutSoFar();
   INFO("stdout:\n" << out << "\nstderr:\n" << p->Stderr());
   CHECK(code == std::optional<int>(0));
-  // One line per key: "many many#N sk-…NNNN: ok".
+  const Json report = Json::parse(out, nullptr, false);
+  REQUIRE(report.is_object());
+  CHECK(report["ok"] == true);
+  REQUIRE(report["providers"].size() == 1);
   std::set<std::string> ok_labels;
-  std::istringstream in(out);
-  for (std::string line; std::getline(in, line);) {
-    if (line.rfind("many many#", 0) != 0) continue;
-    const size_t space = line.find(' ', 5);
-    if (line.size() >= 4 && line.compare(line.size() - 4, 4, ": ok") == 0) ok_labels.insert(line.substr(5, space - 5));
+  for (const Json& k : report["providers"][0]["keys"]) {
+    if (k["outcome"] == "ok" && k["usable"] == true) ok_labels.insert(k["label"].get<std::string>());
   }
   CHECK(ok_labels.size() == kManyKeys);
   for (int i = 1; i <= kManyKeys; ++i) CHECK(ok_labels.count(std::string("many#").append(std::to_string(i))) == 1);

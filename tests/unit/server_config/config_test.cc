@@ -889,3 +889,30 @@ TEST_CASE("state limits and sticky load and their mistakes are named", "[unit][c
 
 }  // namespace
 }  // namespace kpm::server
+
+namespace kpm::server {
+namespace {
+
+TEST_CASE("A top-level $schema string is accepted and ignored in JSON and YAML", "[unit][config][schema]") {
+  auto env = [](const std::string&) -> std::optional<std::string> { return "v"; };
+  auto json = ParseConfigText(R"({"$schema": "./config.schema.json", "providers": {"openai": {"apiKey": "$K"}}})",
+                              "c.json", env);
+  if (!json) FAIL(json.error().message);
+  auto yaml = ParseConfigText("# yaml-language-server: $schema=config.schema.json\n$schema: https://x.example/s.json\n"
+                              "providers: {openai: {apiKey: $K}}\n",
+                              "c.yaml", env);
+  if (!yaml) FAIL(yaml.error().message);
+  auto plain = ParseConfigText("providers: {openai: {apiKey: $K}}\n", "c.yaml", env);
+  REQUIRE(plain.has_value());
+  CHECK(Dump(json.value()) == Dump(plain.value()));
+  CHECK(Dump(yaml.value()) == Dump(plain.value()));
+}
+
+TEST_CASE("A top-level $schema that is not a string is an error naming it", "[unit][config][schema]") {
+  auto r = ParseConfigText("$schema: [a]\nproviders: {openai: {}}\n", "c.yaml", nullptr);
+  REQUIRE_FALSE(r.has_value());
+  CHECK(r.error().message == "c.yaml:1:10: $schema: expected a string (the URL or path of the config's JSON Schema), got a list");
+}
+
+}  // namespace
+}  // namespace kpm::server
