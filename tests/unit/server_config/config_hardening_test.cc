@@ -13,19 +13,15 @@
 #include <catch2/catch.hpp>
 
 #include "server/config.h"
+#include "tests/unit/server_config/config_test_util.h"
 
 namespace kpm::server {
 namespace {
 
+using testing::FakeEnv;
+
 namespace fs = std::filesystem;
 
-EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 std::string ErrorOf(std::string_view text, std::string_view path = "c.yaml", const EnvLookup& env = FakeEnv({})) {
   auto r = ParseConfigText(text, path, env);

@@ -3,6 +3,7 @@
 // loader itself: what the loader refuses the schema refuses, and the two know the same
 // fields.
 #include "server/config_schema.h"
+#include "tests/unit/server_config/config_test_util.h"
 
 #include <catch2/catch.hpp>
 
@@ -25,15 +26,11 @@
 namespace kpm::server {
 namespace {
 
+using testing::ReadFile;
+
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 /// The schema parsed once by valijson (draft 7: the newest valijson 1.0 knows; the
 /// schema keeps to keywords draft 7 and 2020-12 share).

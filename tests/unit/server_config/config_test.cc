@@ -1,4 +1,5 @@
 #include "server/config.h"
+#include "tests/unit/server_config/config_test_util.h"
 
 #include <catch2/catch.hpp>
 
@@ -16,17 +17,13 @@
 namespace kpm::server {
 namespace {
 
+using testing::FakeEnv;
+using testing::ReadFile;
+
 namespace fs = std::filesystem;
 using providers::ProviderConfig;
 using providers::ProviderType;
 
-EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
 const ProviderConfig& Provider(const Config& c, const std::string& name) {
   for (const ProviderConfig& p : c.providers) {
@@ -77,26 +74,9 @@ std::string ErrorOf(std::string_view text, std::string_view path = "c.yaml", con
   return r.error().message;
 }
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
-/// A fresh directory under the system temp dir, removed at the end of the test.
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / ("kpm-config-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(reinterpret_cast<uintptr_t>(this)));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
+/// ConfigTempDir, plus a config file created where a test needs one.
+struct TempDir : testing::ConfigTempDir {
   fs::path Touch(const fs::path& rel) const {
     fs::create_directories((path / rel).parent_path());
     std::ofstream(path / rel) << "mcp: {openai: {apiKey: x}}\n";

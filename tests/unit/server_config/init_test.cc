@@ -1,4 +1,5 @@
 #include "server/init.h"
+#include "tests/unit/server_config/config_test_util.h"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -17,35 +18,14 @@
 namespace kpm::server {
 namespace {
 
+using testing::FakeEnv;
+using testing::ReadFile;
+using TempDir = testing::ConfigTempDir;
+
 namespace fs = std::filesystem;
 
-EnvLookup FakeEnv(std::map<std::string, std::string> vars) {
-  return [vars = std::move(vars)](const std::string& name) -> std::optional<std::string> {
-    auto it = vars.find(name);
-    if (it == vars.end()) return std::nullopt;
-    return it->second;
-  };
-}
 
-std::string ReadFile(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::random_device rd;
-    path = fs::temp_directory_path() / ("kpm-init-" + std::to_string(rd()) + "-" + std::to_string(::getpid()));
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
 
 constexpr const char* kCanary = "sk-canary-INIT-0123456789abcdefABCDEF";
 
