@@ -22,7 +22,6 @@ using testing::FakeEnv;
 
 namespace fs = std::filesystem;
 
-
 std::string ErrorOf(std::string_view text, std::string_view path = "c.yaml", const EnvLookup& env = FakeEnv({})) {
   auto r = ParseConfigText(text, path, env);
   if (r) return "(loaded fine)";

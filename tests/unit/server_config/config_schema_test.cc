@@ -31,7 +31,6 @@ using testing::ReadFile;
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-
 /// The schema parsed once by valijson (draft 7: the newest valijson 1.0 knows; the
 /// schema keeps to keywords draft 7 and 2020-12 share).
 class SchemaChecker {

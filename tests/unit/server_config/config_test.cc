@@ -24,7 +24,6 @@ namespace fs = std::filesystem;
 using providers::ProviderConfig;
 using providers::ProviderType;
 
-
 const ProviderConfig& Provider(const Config& c, const std::string& name) {
   for (const ProviderConfig& p : c.providers) {
     if (p.name == name) return p;
@@ -73,7 +72,6 @@ std::string ErrorOf(std::string_view text, std::string_view path = "c.yaml", con
   CHECK(r.error().kind == ErrorKind::kConfig);
   return r.error().message;
 }
-
 
 /// ConfigTempDir, plus a config file created where a test needs one.
 struct TempDir : testing::ConfigTempDir {

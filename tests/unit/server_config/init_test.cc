@@ -24,9 +24,6 @@ using TempDir = testing::ConfigTempDir;
 
 namespace fs = std::filesystem;
 
-
-
-
 constexpr const char* kCanary = "sk-canary-INIT-0123456789abcdefABCDEF";
 
 TEST_CASE("init names every variable of each family found and never a value", "[unit][config][init]") {
