@@ -22,6 +22,7 @@
 #include "server/init.h"
 #include "server/config_watcher.h"
 #include "server/live_app.h"
+#include "server/register.h"
 #include "server/config.h"
 #include "server/logging.h"
 #include "server/tools.h"
@@ -186,6 +187,14 @@ int Main(int argc, char** argv) {
                          "for every process");
   status_cmd->add_flag("--prune", status_flags.prune, "Remove the stored keys this config no longer names");
   status_cmd->fallthrough();
+  std::string register_client;
+  CLI::App* register_cmd = cli.add_subcommand(
+      "register", "Print the command or config snippet that registers this server with an MCP client "
+                  "(docs/clients.md); where it goes is said on stderr");
+  register_cmd->add_option("CLIENT", register_client, "The client")
+      ->required()
+      ->check(CLI::IsMember(kRegisterClients));
+  register_cmd->fallthrough();
   try {
     cli.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -227,11 +236,19 @@ int Main(int argc, char** argv) {
   // starts anyway and says why in initialize and in every tool call (docs/clients.md),
   // because a client shows "connection closed" with no reason for a process that exits.
   Result<std::string> path = FindConfigPath(config_flag, env);
-  if (status_cmd->parsed()) {
+  if (status_cmd->parsed() || register_cmd->parsed()) {
     if (!path) return Fail(path.error().message);
     Result<Config> config = LoadConfigFile(*path, env);
     if (!config) return Fail(config.error().message);
-    return RunStatus(*config, status_flags);
+    if (status_cmd->parsed()) return RunStatus(*config, status_flags);
+    auto reg = RegisterFor(register_client, *path, *config);
+    if (!reg) return Fail(reg.error().message);
+    for (const auto& note : reg->notes) {
+      std::fprintf(stderr, "keypool-mcp register %s: %s\n", register_client.c_str(), note.c_str());
+    }
+    std::fwrite(reg->text.data(), 1, reg->text.size(), stdout);
+    std::fflush(stdout);
+    return 0;
   }
 
   // The one upstream I/O loop (common/fiber.h): the HTTP client drives every transfer on
