@@ -187,11 +187,12 @@ expect "codex app-server mcpServerStatus/list started the server and listed its 
 expect "codex passed every key variable to the server (key_status: all ready)" "$out" \
   "key_status openrouter#1 sk-…1111 ready" "key_status openrouter#2 sk-…2222 ready" \
   "key_status openai#1 sk-…3333 ready"
-# The control: without env_vars the same keys are unset in the server, as the issue says.
+# The control: without env_vars the same keys are unset in the server, as the issue says,
+# and the server, told by clientInfo that this is Codex, says in the reason how to fix it.
 sed -i '/^env_vars = /d' "$HOME/.codex/config.toml"
 out="$(codex_app_server)"; echo "(without env_vars)"; echo "$out"
-expect "without env_vars codex leaves the key variables unset (the control)" "$out" \
-  "key_status openrouter#1 (no key) disabled (environment variable KPM_CHECK_OR_KEY_1 is not set)"
+expect "without env_vars codex leaves the key variables unset and the reason says to add env_vars" "$out" \
+  "key_status openrouter#1 (no key) disabled (environment variable KPM_CHECK_OR_KEY_1 is not set in this server's environment; Codex passes only a few variables to MCP servers: add env_vars = [\"KPM_CHECK_OR_KEY_1\"]"
 
 # --- the clients this script cannot run (desktop apps): the output must at least parse -----
 for c in cursor vscode claude-desktop; do
