@@ -163,6 +163,7 @@ std::string App::Instructions() {
 void App::StartStartupHealthChecks() {
   bool any = std::any_of(entries_.begin(), entries_.end(), [](const auto& e) { return e->config.health_check; });
   if (!any) return;
+  startup_check_running_.store(true);
   startup_check_ = std::thread([this] {
     for (auto& e : entries_) {
       if (!e->config.health_check || shutdown_.cancelled()) continue;
@@ -171,6 +172,7 @@ void App::StartStartupHealthChecks() {
                      keypool::KeyStateName(c.key.state), c.detail);
       }
     }
+    startup_check_running_.store(false);
   });
 }
 

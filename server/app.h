@@ -3,6 +3,7 @@
 /// adapter per configured provider, the fallback chains, the key scrubber, and the
 /// start-up health check. The tools (server/tool_*.cc) are thin views over it.
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
@@ -67,6 +68,8 @@ class App {
   std::vector<KeyCheck> CheckKeys(const std::string& only, const CancelToken* cancel);
   /// Starts the check for providers with healthCheck: true on a background thread.
   void StartStartupHealthChecks();
+  /// True while that check runs (an App a reload replaced is kept until it ends).
+  bool startup_check_running() const { return startup_check_running_.load(); }
 
   /// initialize's `instructions`: when an agent should use which tool, and what this
   /// config has (providers, key counts, default models).
@@ -81,6 +84,7 @@ class App {
   std::shared_ptr<Scrubber> scrubber_;
   std::vector<std::unique_ptr<ProviderEntry>> entries_;
   std::thread startup_check_;
+  std::atomic<bool> startup_check_running_{false};
   CancelToken shutdown_;
 };
 

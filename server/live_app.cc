@@ -129,7 +129,9 @@ void LiveApp::CollectRetired() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     for (auto it = retired_.begin(); it != retired_.end();) {
-      if (it->use_count() == 1) {
+      // Unused, and its start-up health check (if any) done: results it is still
+      // writing go to the shared store, which the current App reads.
+      if (it->use_count() == 1 && !(*it)->startup_check_running()) {
         done.push_back(std::move(*it));
         it = retired_.erase(it);
       } else {
