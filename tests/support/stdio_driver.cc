@@ -1,4 +1,5 @@
 #include "tests/support/stdio_driver.h"
+#include "tests/support/child_spawn.h"
 
 #include <fcntl.h>
 #include <poll.h>
@@ -101,16 +102,7 @@ Result<std::unique_ptr<StdioProcess>> StdioProcess::Spawn(const SpawnOptions& op
   posix_spawn_file_actions_adddup2(&actions, err[1], STDERR_FILENO);
 
   posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t defaults, empty_mask;
-  sigemptyset(&defaults);
-  sigaddset(&defaults, SIGPIPE);
-  sigaddset(&defaults, SIGTERM);
-  sigaddset(&defaults, SIGINT);
-  sigemptyset(&empty_mask);
-  posix_spawnattr_setsigdefault(&attr, &defaults);
-  posix_spawnattr_setsigmask(&attr, &empty_mask);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETSIGMASK);
+  InitChildSpawnAttr(&attr);
 
   std::vector<std::string> argv_strings = options.argv;
   std::vector<std::string> env_strings = BuildEnvironment(options);
