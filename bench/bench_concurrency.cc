@@ -54,17 +54,11 @@ void Fail(const std::string& what) {
   std::fprintf(stderr, "bench_concurrency: %s\n", what.c_str());
 }
 
-/// One goal's row: figure, goal, PASS or MISS.
-void Goal(const std::string& name, const std::string& value, const std::string& goal, bool pass) {
-  if (!pass) ++g_missed;
-  std::printf("%-46s %-30s goal %-12s %s\n", name.c_str(), value.c_str(), goal.c_str(), pass ? "PASS" : "MISS");
-  std::fflush(stdout);
-}
+using kpm::bench::Fmt;
 
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
+/// One goal's row (PrintGoal), counted when missed.
+void Goal(const std::string& name, const std::string& value, const std::string& goal, bool pass) {
+  if (!kpm::bench::PrintGoal(name, value, goal, pass)) ++g_missed;
 }
 
 /// Threads, VmRSS and VmHWM (kB) of a process, from /proc/PID/status; zeros when gone.

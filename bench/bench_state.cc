@@ -76,17 +76,8 @@ void Fail(const std::string& what) {
   std::fprintf(stderr, "bench_state: %s\n", what.c_str());
 }
 
-/// One goal's row: figure, goal, PASS or MISS (the layout of bench_concurrency).
-void Goal(const std::string& name, const std::string& value, const std::string& goal, bool pass) {
-  std::printf("%-46s %-30s goal %-12s %s\n", name.c_str(), value.c_str(), goal.c_str(), pass ? "PASS" : "MISS");
-  std::fflush(stdout);
-}
-
-std::string Fmt(const char* format, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, format, v);
-  return buf;
-}
+using kpm::bench::Fmt;
+using kpm::bench::PrintGoal;
 
 /// Two distinct keys that share `tag`, labelled `<label>#1`, `<label>#2`.
 std::vector<KeySpec> MakeKeys(const std::string& tag, const std::string& label) {
@@ -476,7 +467,7 @@ void ReportServerStores(const std::string& sqlite_path, const std::string& redis
 void AddedGoals(const std::string& what, const std::vector<int64_t>& p50, const std::vector<Store>& stores) {
   for (size_t s = 1; s < p50.size() && s < stores.size(); ++s) {
     const int64_t added = p50[s] - p50[0];
-    Goal(std::string(what).append(": ").append(stores[s].name).append(" added p50"),
+    PrintGoal(std::string(what).append(": ").append(stores[s].name).append(" added p50"),
          Fmt("%.4f ms", added / 1e6) + Fmt(" (%.1f us", p50[s] / 1e3) + Fmt(" vs %.1f us)", p50[0] / 1e3),
          "<= 0.05 ms", added <= kAddedGoalNs);
   }

@@ -70,4 +70,16 @@ void PrintNote(std::string_view name, std::string_view value) {
   std::fflush(stdout);
 }
 
+bool PrintGoal(const std::string& name, const std::string& value, const std::string& goal, bool pass) {
+  std::printf("%-46s %-30s goal %-12s %s\n", name.c_str(), value.c_str(), goal.c_str(), pass ? "PASS" : "MISS");
+  std::fflush(stdout);
+  return pass;
+}
+
+std::string Fmt(const char* format, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+
 }  // namespace kpm::bench

@@ -49,4 +49,11 @@ void PrintSection(std::string_view title);
 /// Prints a free-form row (a figure that is not a latency distribution).
 void PrintNote(std::string_view name, std::string_view value);
 
+/// One row of a goal table (bench_concurrency, bench_state): name, figure, goal, PASS or
+/// MISS, flushed at once. Returns `pass`.
+bool PrintGoal(const std::string& name, const std::string& value, const std::string& goal, bool pass);
+
+/// `format` (one printf conversion of a double) applied to `v`: a figure for PrintGoal.
+std::string Fmt(const char* format, double v);
+
 }  // namespace kpm::bench

@@ -21,7 +21,7 @@ Json Enum(const std::string_view (&names)[N]) {
   return out;
 }
 
-Json Ref(std::string_view def) { return {{"$ref", "#/$defs/" + std::string(def)}}; }
+Json Ref(std::string_view def) { return {{"$ref", std::string("#/$defs/").append(def)}}; }
 
 Json Integer(int64_t min, int64_t max, std::string_view description) {
   return {{"type", "integer"}, {"minimum", min}, {"maximum", max}, {"description", description}};
@@ -194,7 +194,8 @@ Json Definitions() {
   std::string type_names;
   for (std::string_view t : providers::kProviderTypeNames) {
     named[std::string(t)] = Ref("provider");
-    type_names += (type_names.empty() ? "" : "|") + std::string(t);
+    if (!type_names.empty()) type_names.push_back('|');
+    type_names.append(t);
   }
   named["openai-compatible"] = {
       {"allOf", Json::array({Ref("provider"),
@@ -207,7 +208,7 @@ Json Definitions() {
       {"properties", named},
       // Any other name of 1 to 64 visible characters, with its type given.
       {"patternProperties",
-       {{"^(?!(" + type_names + ")$)[!-~]{1,64}$",
+       {{std::string("^(?!(").append(type_names).append(")$)[!-~]{1,64}$"),
          {{"allOf", Json::array({Ref("provider"), {{"required", {"type"}}}})}}}}},
       {"additionalProperties", false}};
 

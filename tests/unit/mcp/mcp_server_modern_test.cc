@@ -417,7 +417,7 @@ TEST_CASE("SetInstructions changes later initialize and server/discover answers"
   // Changed from another thread while requests are being answered.
   std::atomic<bool> stop{false};
   std::thread writer([&] {
-    for (int i = 0; !stop; ++i) h.server().SetInstructions("v" + std::to_string(i % 3));
+    for (int i = 0; !stop; ++i) h.server().SetInstructions(std::string("v").append(std::to_string(i % 3)));
   });
   for (int i = 0; i < 20; ++i) {
     const std::string got = h.Call(100 + i, "server/discover", ModernParams())["result"]["instructions"];
