@@ -16,16 +16,22 @@ constexpr size_t kMaxConcurrentChecks = 16;
 
 Result<std::unique_ptr<App>> App::Create(Config config, std::shared_ptr<providers::HttpClient> http,
                                          std::shared_ptr<keypool::Clock> clock,
-                                         std::shared_ptr<keypool::KeyStateStore> store) {
+                                         std::shared_ptr<keypool::KeyStateStore> store,
+                                         std::shared_ptr<const Scrubber> scrubber) {
   std::unique_ptr<App> app(new App());
   app->http_ = std::move(http);
   app->clock_ = std::move(clock);
   app->store_ = store ? std::move(store) : std::make_shared<keypool::InMemoryKeyStateStore>();
-  app->scrubber_ = std::make_shared<Scrubber>();
-  for (const auto& pc : config.providers) {
-    for (const auto& key : pc.keys) {
-      if (!key.secret.empty()) app->scrubber_->Add(key.secret);
+  if (scrubber) {
+    app->scrubber_ = std::move(scrubber);
+  } else {
+    auto own = std::make_shared<Scrubber>();
+    for (const auto& pc : config.providers) {
+      for (const auto& key : pc.keys) {
+        if (!key.secret.empty()) own->Add(key.secret);
+      }
     }
+    app->scrubber_ = std::move(own);
   }
   for (const auto& pc : config.providers) {
     auto entry = std::make_unique<ProviderEntry>();

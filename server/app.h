@@ -44,14 +44,16 @@ class App {
   /// HTTP client per I/O loop; key state outlives any one config). `store` keeps every
   /// key's state (one for all providers; nullptr: this App's memory only).
   /// Fails on an inconsistent config.
+  /// `scrubber` must know every key of `config` (LiveApp's, which also knows the keys of
+  /// the configs before); nullptr: the App builds one of its own keys.
   static Result<std::unique_ptr<App>> Create(Config config, std::shared_ptr<providers::HttpClient> http,
                                              std::shared_ptr<keypool::Clock> clock,
-                                             std::shared_ptr<keypool::KeyStateStore> store = nullptr);
+                                             std::shared_ptr<keypool::KeyStateStore> store = nullptr,
+                                             std::shared_ptr<const Scrubber> scrubber = nullptr);
   ~App();
 
   const Config& config() const { return config_; }
   const Scrubber& scrubber() const { return *scrubber_; }
-  std::shared_ptr<const Scrubber> shared_scrubber() const { return scrubber_; }
   keypool::Clock& clock() { return *clock_; }
   keypool::KeyStateStore& store() { return *store_; }
 
@@ -81,7 +83,7 @@ class App {
   std::shared_ptr<providers::HttpClient> http_;
   std::shared_ptr<keypool::Clock> clock_;
   std::shared_ptr<keypool::KeyStateStore> store_;
-  std::shared_ptr<Scrubber> scrubber_;
+  std::shared_ptr<const Scrubber> scrubber_;
   std::vector<std::unique_ptr<ProviderEntry>> entries_;
   std::thread startup_check_;
   std::atomic<bool> startup_check_running_{false};

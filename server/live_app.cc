@@ -50,18 +50,19 @@ Status LiveApp::InstallLocked(Config config) {
     std::lock_guard<std::mutex> lock(mu_);
     client = client_;
   }
-  Config hinted = config;
-  ApplyClientHints(hinted, client);
-  auto app = App::Create(std::move(hinted), http_, clock_, store_);
-  if (!app) return app.error();
-  std::shared_ptr<App> fresh = std::move(app.value());
-  // The scrubber only grows: every key this process was ever given stays a secret.
+  // The scrubber only grows: every key this process was ever given stays a secret. The
+  // App uses it too, so one index of the keys is built, not two.
   auto grown = std::make_shared<Scrubber>(*scrubber());
   for (const auto& pc : config.providers) {
     for (const auto& key : pc.keys) {
       if (!key.secret.empty()) grown->Add(key.secret);
     }
   }
+  Config hinted = config;
+  ApplyClientHints(hinted, client);
+  auto app = App::Create(std::move(hinted), http_, clock_, store_, grown);
+  if (!app) return app.error();
+  std::shared_ptr<App> fresh = std::move(app.value());
   std::lock_guard<std::mutex> lock(mu_);
   if (app_) retired_.push_back(std::move(app_));
   app_ = std::move(fresh);
